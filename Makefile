@@ -1,0 +1,48 @@
+# Two commands: `make run` (install, build the index, start) and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+PY := $(BIN)/python
+STAMP := $(VENV)/.installed
+TEST_STAMP := $(VENV)/.installed-test
+export OMP_NUM_THREADS ?= 1
+export HF_HUB_OFFLINE ?= 1
+export GRADIO_ANALYTICS_ENABLED ?= False
+export ANONYMIZED_TELEMETRY ?= False
+
+.PHONY: run install test test-fast lint bench eval clean
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+
+$(STAMP): pyproject.toml | $(PY)
+	$(PY) -m pip install -q -e .
+	touch $@
+
+install: $(STAMP)
+
+$(TEST_STAMP): $(STAMP) pyproject.toml
+	$(PY) -m pip install -q -e '.[test,e5]'
+	touch $@
+
+run: install
+	$(BIN)/policy-assistant ingest
+	$(BIN)/policy-assistant ask
+
+test: $(TEST_STAMP)
+	$(BIN)/ruff check corpus retrieval assistant eval ui tests
+	$(BIN)/pytest -q
+
+test-fast: $(TEST_STAMP)
+	$(BIN)/pytest -q -m "not model and not browser and not st"
+
+lint: $(TEST_STAMP)
+	$(BIN)/ruff check corpus retrieval assistant eval ui tests
+	$(BIN)/mypy
+
+bench: $(TEST_STAMP)
+	$(PY) -m eval.bench
+
+clean:
+	rm -rf $(VENV) data

@@ -1,0 +1,1 @@
+"""Assistant: conversation, answerers, citations, service facade, CLI and API."""

@@ -1,0 +1,224 @@
+"""The ``policy-assistant`` console command.
+
+Every command prints a one-line ``error: …`` and exits non-zero on bad input; never a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+
+from assistant.models import Answer
+from assistant.service import InputError, NotFoundError, PolicyAssistant
+from assistant.settings import Settings
+from corpus.loaders import LoaderError
+from retrieval.embeddings import EmbeddingError
+from retrieval.retriever import Hit
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="Policy assistant for Fuzhou's service-industry opening-up pilot.")
+
+EXIT_INPUT = 2
+EXIT_NOT_FOUND = 3
+
+
+def _fail(message: str, code: int = EXIT_INPUT) -> None:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(code)
+
+
+def _run(action: Callable[[], Any]) -> Any:
+    try:
+        return action()
+    except NotFoundError as exc:
+        _fail(str(exc), EXIT_NOT_FOUND)
+    except (InputError, LoaderError, EmbeddingError, ValueError) as exc:
+        _fail(str(exc))
+    except OSError as exc:
+        _fail(f"{exc.strerror or exc}: {getattr(exc, 'filename', '') or ''}".strip(": "))
+
+
+def _assistant(build: bool = True) -> PolicyAssistant:
+    assistant = PolicyAssistant(Settings())
+    if build:
+        built = _run(assistant.ensure_index)
+        if built:
+            typer.echo(f"built the index from the shipped corpus ({built} documents)", err=True)
+    return assistant
+
+
+def hit_json(hit: Hit) -> dict[str, Any]:
+    c = hit.clause
+    return {"clause_id": c.clause_id, "doc_id": c.doc_id, "doc_title": c.doc_title, "path": c.path_text,
+            "label": c.label, "text": c.text, "score": round(hit.score, 6)}
+
+
+def answer_json(answer: Answer) -> dict[str, Any]:
+    def cite(c: Any) -> dict[str, Any]:
+        return {"clause_id": c.clause_id, "doc_id": c.doc_id, "doc_title": c.doc_title, "path": c.path,
+                "label": c.label, "text": c.text, "quote": c.quote}
+
+    return {"answer": answer.answer, "citations": [cite(c) for c in answer.citations], "refused": answer.refused,
+            "nearest": [cite(c) for c in answer.nearest], "standalone_question": answer.standalone_question,
+            "mode": answer.mode, "notice": answer.notice, "unsupported_sentences": answer.unsupported_sentences}
+
+
+def _batch(path: Path) -> Iterator[dict[str, Any]]:
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        _fail(f"cannot read {path}: {exc}")
+        return
+    for n, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            item = json.loads(line)
+        except json.JSONDecodeError as exc:
+            _fail(f"{path}:{n}: not JSON ({exc.msg})")
+        if not isinstance(item, dict) or not isinstance(item.get("question", item.get("query")), str):
+            _fail(f"{path}:{n}: each line needs a string 'question'")
+        yield item
+
+
+def _print_json(obj: dict[str, Any]) -> None:
+    typer.echo(json.dumps(obj, ensure_ascii=False))
+
+
+@app.command()
+def ingest(paths: list[Path] = typer.Argument(None, help="Files to add (.txt .md .docx .pdf .html); none: the shipped corpus."),
+           doc_id: Optional[str] = typer.Option(None, help="Document id (one file only)."),
+           title: Optional[str] = typer.Option(None), status: Optional[str] = typer.Option(None),
+           issuer: Optional[str] = typer.Option(None), date: Optional[str] = typer.Option(None),
+           wenhao: Optional[str] = typer.Option(None)) -> None:
+    """Add documents to the index (the same file twice adds nothing; a changed file replaces its clauses)."""
+    assistant = _assistant(build=not paths)
+    if not paths:
+        changed = _run(assistant.reset_shipped)
+        typer.echo(f"shipped corpus: {changed} documents changed, {len(assistant.documents())} in the index")
+        return
+    if doc_id and len(paths) > 1:
+        _fail("--doc-id needs exactly one file")
+    _run(assistant.ensure_index)
+    for path in paths:
+        parsed, changed = _run(lambda p=path: assistant.ingest_path(
+            p, doc_id=doc_id, title=title, status=status, issuer=issuer, date=date, wenhao=wenhao))
+        state = "added/replaced" if changed else "unchanged"
+        typer.echo(f"{parsed.meta.doc_id}: {len(parsed.clauses)} clauses ({state})")
+
+
+@app.command()
+def remove(doc_id: str) -> None:
+    """Remove a document and all its clauses from every index."""
+    assistant = _assistant()
+    _run(lambda: assistant.delete_document(doc_id))
+    typer.echo(f"removed {doc_id}")
+
+
+@app.command()
+def docs(as_json: bool = typer.Option(False, "--json")) -> None:
+    """List the documents in the index with their status."""
+    assistant = _assistant()
+    for d in assistant.documents():
+        if as_json:
+            _print_json({**d.meta.model_dump(), "clauses": d.clauses})
+        else:
+            typer.echo(f"{d.meta.doc_id}\t{d.meta.title}\t{d.meta.wenhao or '-'}\t{d.meta.status}\t{d.clauses} clauses")
+
+
+@app.command()
+def show(clause_id: str, as_json: bool = typer.Option(False, "--json")) -> None:
+    """Show one clause with its heading path and neighbours."""
+    assistant = _assistant()
+    view = _run(lambda: assistant.clause(clause_id))
+    c = view.clause
+    if as_json:
+        _print_json({"clause_id": c.clause_id, "doc_id": c.doc_id, "doc_title": c.doc_title, "path": c.path_text,
+                     "label": c.label, "text": c.text, "status": view.document.status,
+                     "previous": view.previous.clause_id if view.previous else None,
+                     "next": view.next.clause_id if view.next else None})
+        return
+    typer.echo(f"{c.clause_id}  [{c.label}]\n《{c.doc_title}》（{view.document.status}）\n{c.path_text}\n\n{c.text}")
+    if view.previous or view.next:
+        typer.echo(f"\nprevious: {view.previous.clause_id if view.previous else '-'}"
+                   f"   next: {view.next.clause_id if view.next else '-'}")
+
+
+@app.command()
+def search(query: Optional[str] = typer.Argument(None), k: int = typer.Option(5, "--k", "-k"),
+           doc: Optional[str] = typer.Option(None, "--doc", help="Only this document id."),
+           section: Optional[str] = typer.Option(None, help="Only clauses under this id prefix or heading."),
+           batch: Optional[Path] = typer.Option(None, help="JSONL file of {id, question}."),
+           as_json: bool = typer.Option(False, "--json")) -> None:
+    """Retrieve the clauses closest to QUERY."""
+    if not batch and (query is None or not query.strip()):
+        _fail("query is empty")
+    assistant = _assistant()
+    items = _batch(batch) if batch else iter([{"id": None, "question": query}])
+    for item in items:
+        q = item.get("question", item.get("query"))
+        hits = _run(lambda: assistant.search(q, k=int(item.get("k", k)), doc_id=item.get("doc_id", doc),
+                                             section=section))
+        if as_json:
+            _print_json({"id": item.get("id"), "hits": [hit_json(h) for h in hits]})
+        else:
+            for h in hits:
+                typer.echo(f"{h.rank:>2}. {h.score:.4f}  {h.clause.clause_id}  {h.clause.text[:70]}")
+
+
+@app.command()
+def ask(question: Optional[str] = typer.Argument(None),
+        batch: Optional[Path] = typer.Option(None, help="JSONL file of {id, question, history}."),
+        as_json: bool = typer.Option(False, "--json")) -> None:
+    """Answer QUESTION with cited clauses (no QUESTION and no --batch: an interactive loop)."""
+    assistant = _assistant()
+    if batch:
+        for item in _batch(batch):
+            answer = _run(lambda: assistant.ask(item["question"], item.get("history") or []))
+            _print_json({"id": item.get("id"), **answer_json(answer)})
+        return
+    if question is None:
+        _interactive(assistant)
+        return
+    answer = _run(lambda: assistant.ask(question))
+    if as_json:
+        _print_json({"id": None, **answer_json(answer)})
+    else:
+        _print_answer(answer)
+
+
+def _print_answer(answer: Answer) -> None:
+    typer.echo(answer.answer)
+    if answer.citations:
+        typer.echo("\n引用 / citations:")
+        for c in answer.citations:
+            typer.echo(f"  [{c.label}] {c.clause_id}")
+
+
+def _interactive(assistant: PolicyAssistant) -> None:
+    history: list[tuple[str, str]] = []
+    typer.echo("输入问题（空行退出）/ ask a question (empty line to quit)")
+    for line in sys.stdin if not sys.stdin.isatty() else iter(lambda: input("> "), ""):
+        line = line.strip()
+        if not line:
+            break
+        try:
+            answer = assistant.ask(line, history)
+        except (InputError, ValueError) as exc:
+            typer.echo(f"error: {exc}", err=True)
+            continue
+        _print_answer(answer)
+        history.append((line, answer.answer))
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

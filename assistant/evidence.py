@@ -1,0 +1,76 @@
+"""Does the corpus cover a question? The evidence score behind refusals.
+
+For a Chinese question the score is the best, over the top hits, of
+``0.6 · coverage + 0.4 · dense``, where *coverage* is the share of the question's topic
+words (jieba words without question words, weighted by IDF over the clauses; a word the
+corpus never contains weighs the most) that occur in the clause, and *dense* is the
+clause's embedding cosine with the question. For an English question only the best dense
+cosine counts (Chinese word overlap means nothing there).
+
+A question whose score is below the threshold of its language is refused. The default
+thresholds were calibrated on ``eval/datasets/calibration.jsonl`` (never on the dev set),
+see ``eval/calibrate.py`` and the README.
+"""
+
+from __future__ import annotations
+
+from assistant.text import content_terms, coverage, idf_weights
+from retrieval.retriever import Hit, HybridRetriever
+
+#: Words that name the kind of answer wanted, not its topic.
+META_WORDS = frozenset({"任务", "举措", "措施", "方案", "政策", "条款", "内容", "工作", "涉及", "相关", "有关", "方面",
+                        "规定", "试点", "中", "里", "和", "tasks", "task", "measures", "measure", "pilot", "plan",
+                        "clauses", "related", "mention", "mentions", "involve", "involving"})
+
+#: Calibrated defaults (README: "Refusal threshold").
+DEFAULT_THRESHOLD_ZH = 0.45
+DEFAULT_THRESHOLD_EN = 0.30
+
+
+class EvidenceScorer:
+    """Score how well the retrieved clauses cover a question.
+
+    Args:
+        retriever: gives the current snapshot (for IDF).
+        threshold_zh, threshold_en: refusal thresholds per language.
+        top_n: how many hits are examined.
+    """
+
+    def __init__(self, retriever: HybridRetriever, threshold_zh: float | None = None,
+                 threshold_en: float | None = None, top_n: int = 5) -> None:
+        self.retriever = retriever
+        self.threshold_zh = DEFAULT_THRESHOLD_ZH if threshold_zh is None else threshold_zh
+        self.threshold_en = DEFAULT_THRESHOLD_EN if threshold_en is None else threshold_en
+        self.top_n = top_n
+        self._df: dict[str, int] = {}
+        self._df_snapshot: int = 0
+
+    def threshold(self, lang: str) -> float:
+        return self.threshold_en if lang == "en" else self.threshold_zh
+
+    def weights(self, terms: list[str]) -> dict[str, float]:
+        snap = self.retriever.snapshot
+        if id(snap) != self._df_snapshot:
+            self._df, self._df_snapshot = {}, id(snap)
+        for t in terms:
+            if t not in self._df:
+                self._df[t] = sum(1 for c in snap.clauses if t in c.text.lower())
+        return idf_weights(terms, self._df, len(snap.clauses))
+
+    @staticmethod
+    def coverage(weights: dict[str, float], text: str) -> float:
+        return coverage(weights, text)
+
+    def features(self, question: str, hits: list[Hit]) -> list[tuple[float, float]]:
+        """``(coverage, dense)`` of each of the top hits (meta words such as 任务/举措 do not count)."""
+        terms = [t for t in content_terms(question) if t not in META_WORDS] or content_terms(question)
+        weights = self.weights(terms)
+        return [(self.coverage(weights, h.clause.text), h.dense or 0.0) for h in hits[: self.top_n]]
+
+    def score(self, question: str, hits: list[Hit], lang: str) -> float:
+        feats = self.features(question, hits)
+        if not feats:
+            return 0.0
+        if lang == "en":
+            return max(d for _, d in feats)
+        return max(0.6 * c + 0.4 * d for c, d in feats)

@@ -1,0 +1,234 @@
+"""The assistant as one object: index management, search, clause lookup and answers.
+
+The CLI, the API, the chat page and the eval suite all go through :class:`PolicyAssistant`.
+
+Usage::
+
+    assistant = PolicyAssistant(Settings())
+    assistant.ensure_index()                 # builds from the shipped corpus when empty
+    assistant.search("数据出境安全评估", k=5)
+    assistant.ask("市服开办设在哪里？").answer
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Iterator
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from assistant.conversation import History
+from assistant.evidence import EvidenceScorer
+from assistant.extractive import ExtractiveAnswerer
+from assistant.models import Answer, ClauseView, DocumentInfo
+from assistant.settings import Settings
+from assistant.support import SupportJudge
+from corpus.loaders import DocumentLoader, LoaderError
+from corpus.manifest import shipped_documents
+from corpus.models import DocumentMeta, ParsedDocument
+from corpus.parsing import ClauseParser
+from retrieval.embeddings import Embedder, make_embedder
+from retrieval.retriever import Hit, HybridRetriever
+from retrieval.store import ClauseStore, make_client
+
+log = logging.getLogger(__name__)
+
+__all__ = ["PolicyAssistant", "InputError", "NotFoundError", "LoaderError"]
+
+
+class InputError(ValueError):
+    """Bad input from the user: empty or over-long question, bad ids, bad metadata."""
+
+
+class NotFoundError(KeyError):
+    """An unknown clause or document id."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else "not found"
+
+
+class PolicyAssistant:
+    """Facade over the corpus, the index and the answerers.
+
+    Args:
+        settings: the configuration; components are built lazily from it.
+    """
+
+    def __init__(self, settings: Settings | None = None) -> None:
+        self.settings = settings or Settings()
+        os.environ.setdefault("OMP_NUM_THREADS", str(self.settings.num_threads))
+        self._write_lock = threading.Lock()
+        self.loader = DocumentLoader(max_bytes=self.settings.max_upload_bytes)
+        self.parser = ClauseParser()
+
+    # ----------------------------------------------------------- components
+    @cached_property
+    def embedder(self) -> Embedder:
+        return make_embedder(self.settings.embedding_model, threads=self.settings.num_threads)
+
+    @cached_property
+    def store(self) -> ClauseStore:
+        client = make_client(self.settings.chroma_dir, host=self.settings.chroma_host, port=self.settings.chroma_port)
+        return ClauseStore(client, self.embedder, prefix=self.settings.collection_prefix)
+
+    @cached_property
+    def retriever(self) -> HybridRetriever:
+        return HybridRetriever(self.store, mode=self.settings.retrieval_mode, rrf_k=self.settings.rrf_k)
+
+    @cached_property
+    def evidence(self) -> EvidenceScorer:
+        return EvidenceScorer(self.retriever, self.settings.refusal_threshold_zh, self.settings.refusal_threshold_en)
+
+    @cached_property
+    def extractive(self) -> ExtractiveAnswerer:
+        return ExtractiveAnswerer(self.retriever, evidence=self.evidence)
+
+    @cached_property
+    def judge(self) -> SupportJudge:
+        return SupportJudge(self.embedder)
+
+    # ---------------------------------------------------------------- index
+    def ensure_index(self) -> int:
+        """Repair an interrupted write; build the shipped corpus when the index is empty.
+
+        Returns the number of documents ingested now.
+        """
+        with self._write_lock:
+            self.store.repair()
+            if self.store.documents():
+                return 0
+            count = 0
+            for shipped in shipped_documents():
+                text, _ = self.loader.run(shipped.path)
+                if self.store.upsert(self.parser.run(shipped.meta, text)):
+                    count += 1
+            self.retriever.refresh()
+            return count
+
+    def reset_shipped(self) -> int:
+        """(Re)ingest every shipped document; unchanged ones are skipped. Returns how many changed."""
+        with self._write_lock:
+            changed = 0
+            for shipped in shipped_documents():
+                text, _ = self.loader.run(shipped.path)
+                changed += int(self.store.upsert(self.parser.run(shipped.meta, text)))
+            self.retriever.refresh()
+            return changed
+
+    def ingest_path(self, path: Path, **meta: Any) -> tuple[ParsedDocument, bool]:
+        """Ingest one file; metadata from arguments, the file's header line, the manifest, the file name."""
+        text, header = self.loader.run(path)
+        return self._ingest_text(text, header, path.name, meta)
+
+    def ingest_bytes(self, data: bytes, filename: str, **meta: Any) -> tuple[ParsedDocument, bool]:
+        """Ingest an uploaded file. Nothing changes when it cannot be read or parsed."""
+        text, header = self.loader.load_bytes(data, filename)
+        return self._ingest_text(text, header, filename, meta)
+
+    def _ingest_text(self, text: str, header: dict[str, str], filename: str,
+                     meta: dict[str, Any]) -> tuple[ParsedDocument, bool]:
+        doc_meta = self._resolve_meta(filename, header, {k: v for k, v in meta.items() if v})
+        try:
+            parsed = self.parser.run(doc_meta, text)
+        except ValueError as exc:
+            raise InputError(str(exc)) from exc
+        with self._write_lock:
+            changed = self.store.upsert(parsed)
+            if changed:
+                self.retriever.refresh()
+        return parsed, changed
+
+    def _resolve_meta(self, filename: str, header: dict[str, str], given: dict[str, Any]) -> DocumentMeta:
+        manifest = {Path(s.path).name: s.meta for s in shipped_documents()}
+        base: dict[str, Any] = manifest[filename].model_dump() if filename in manifest else {}
+        base.update(header)
+        base.update(given)
+        stem = Path(filename).stem
+        doc_id = str(base.get("doc_id") or _slug(stem))
+        if not doc_id or "/" in doc_id or len(doc_id) > 100:
+            raise InputError(f"invalid doc_id {doc_id!r}")
+        base["doc_id"] = doc_id
+        base.setdefault("title", stem)
+        if not base.get("title"):
+            base["title"] = stem
+        return DocumentMeta(**{k: v for k, v in base.items() if k in DocumentMeta.model_fields})
+
+    def delete_document(self, doc_id: str) -> None:
+        with self._write_lock:
+            if not self.store.delete(doc_id):
+                raise NotFoundError(f"unknown document {doc_id!r}")
+            self.retriever.refresh()
+
+    # ---------------------------------------------------------------- reads
+    def documents(self) -> list[DocumentInfo]:
+        snap = self.retriever.snapshot
+        return [DocumentInfo(meta=d.meta, clauses=d.clause_count, content_hash=d.content_hash)
+                for d in snap.documents.values()]
+
+    def document(self, doc_id: str) -> tuple[DocumentInfo, list[Any]]:
+        snap = self.retriever.snapshot
+        doc = snap.documents.get(doc_id)
+        if doc is None:
+            raise NotFoundError(f"unknown document {doc_id!r}")
+        return (DocumentInfo(meta=doc.meta, clauses=doc.clause_count, content_hash=doc.content_hash),
+                snap.of_document(doc_id))
+
+    def clause(self, clause_id: str) -> ClauseView:
+        """A clause with its neighbours. An article id that was split resolves to its first part."""
+        snap = self.retriever.snapshot
+        clause_id = clause_id.strip()
+        clause = snap.get(clause_id)
+        if clause is None:
+            parts = snap.under(clause_id) if clause_id else []
+            if not parts:
+                raise NotFoundError(f"unknown clause id {clause_id!r}")
+            clause = parts[0]
+        prev, nxt = snap.neighbours(clause.clause_id)
+        return ClauseView(clause=clause, document=snap.documents[clause.doc_id].meta, previous=prev, next=nxt)
+
+    def search(self, query: str, k: int = 5, doc_id: str | None = None, section: str | None = None) -> list[Hit]:
+        query = self._check_text(query, "query")
+        if not 1 <= k <= 100:
+            raise InputError("k must be between 1 and 100")
+        if doc_id and doc_id not in self.retriever.snapshot.documents:
+            raise NotFoundError(f"unknown document {doc_id!r}")
+        return self.retriever.run(query, k=k, doc_id=doc_id, section=section)
+
+    def ask(self, question: str, history: History | None = None) -> Answer:
+        question = self._check_text(question, "question")
+        return self.extractive.run(question, _clean_history(history))
+
+    def ask_stream(self, question: str, history: History | None = None) -> Iterator[dict[str, Any]]:
+        """Events: ``{"type": "token", "text"}``…, then ``{"type": "answer", "answer": Answer}``."""
+        answer = self.ask(question, history)
+        for line in answer.answer.splitlines(keepends=True):
+            yield {"type": "token", "text": line}
+        yield {"type": "answer", "answer": answer}
+
+    def _check_text(self, text: str, what: str) -> str:
+        if text is None or not str(text).strip():
+            raise InputError(f"{what} is empty")
+        text = str(text).strip()
+        if len(text) > self.settings.max_question_chars:
+            raise InputError(f"{what} is {len(text)} characters; the limit is {self.settings.max_question_chars}")
+        return text
+
+
+def _clean_history(history: History | None) -> History:
+    out: History = []
+    for turn in history or []:
+        if not isinstance(turn, (list, tuple)) or len(turn) != 2:
+            raise InputError("history must be a list of [question, answer] pairs")
+        q, a = turn
+        out.append((str(q or ""), str(a or "")))
+    return out
+
+
+def _slug(stem: str) -> str:
+    import re
+
+    slug = re.sub(r"[\s/\\]+", "-", stem).strip("-")
+    return slug[:100]

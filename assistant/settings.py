@@ -1,0 +1,66 @@
+"""All configuration in one typed object, read from the environment (and an optional .env).
+
+Usage::
+
+    settings = Settings()                 # from the environment
+    settings = Settings(data_dir=tmp_path)  # explicit, e.g. in tests
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+_REPO = Path(__file__).resolve().parents[1]
+
+
+def default_data_dir() -> Path:
+    """``<repo>/data`` in a source checkout, else ``~/.local/share/policy-assistant``."""
+    if (_REPO / "pyproject.toml").exists():
+        return _REPO / "data"
+    return Path.home() / ".local" / "share" / "policy-assistant"
+
+
+class Settings(BaseSettings):
+    """Every setting of the assistant; each field is also an environment variable (upper case)."""
+
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore",
+                                      populate_by_name=True)
+
+    # storage
+    data_dir: Path = Field(default_factory=default_data_dir, alias="POLICY_DATA_DIR")
+    chroma_host: str | None = None
+    chroma_port: int = 8000
+    collection_prefix: str = "clauses"
+
+    # retrieval
+    embedding_model: str = "use-m3"
+    retrieval_mode: Literal["hybrid", "dense", "lexical"] = "hybrid"
+    rrf_k: int = 60
+    num_threads: int = 1
+
+    # answers
+    max_question_chars: int = 1000
+    refusal_threshold_zh: float | None = None  # None: the calibrated default in assistant/refusal.py
+    refusal_threshold_en: float | None = None
+
+    # API / admin
+    admin_token: str | None = None
+    max_upload_bytes: int = 10 * 1024 * 1024
+    host: str = "127.0.0.1"
+    port: int = 7860
+
+    # generative mode
+    llm_provider: Literal["none", "openai", "ollama"] = "none"
+    llm_base_url: str | None = None
+    llm_model: str | None = None
+    llm_api_key: str | None = None
+    llm_timeout_s: float = 60.0
+    llm_max_context_tokens: int = 4096
+
+    @property
+    def chroma_dir(self) -> Path:
+        return self.data_dir / "chroma"

@@ -1,0 +1,111 @@
+"""Read .txt, .md, .docx, .pdf and .html files into plain text plus header metadata.
+
+Usage::
+
+    loader = DocumentLoader()
+    text, header = loader.run(Path("notice.docx"))
+"""
+
+from __future__ import annotations
+
+import io
+import re
+from pathlib import Path
+
+from corpus.parsing import parse_header
+
+SUPPORTED_SUFFIXES = (".txt", ".md", ".docx", ".pdf", ".html", ".htm")
+
+
+class LoaderError(ValueError):
+    """A file that cannot be read as a document (unsupported, corrupt, empty)."""
+
+
+class DocumentLoader:
+    """Load a document from a path or from bytes.
+
+    Args:
+        max_bytes: files larger than this are refused (a clear error, nothing indexed).
+    """
+
+    def __init__(self, max_bytes: int = 20 * 1024 * 1024) -> None:
+        self.max_bytes = max_bytes
+
+    def run(self, path: Path) -> tuple[str, dict[str, str]]:
+        """Return ``(text, header_metadata)`` for the file at ``path``."""
+        if not path.exists() or not path.is_file():
+            raise LoaderError(f"cannot read {path}: no such file")
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            raise LoaderError(f"cannot read {path}: {exc.strerror}") from exc
+        return self.load_bytes(data, path.name)
+
+    def load_bytes(self, data: bytes, filename: str) -> tuple[str, dict[str, str]]:
+        suffix = Path(filename).suffix.lower()
+        if suffix not in SUPPORTED_SUFFIXES:
+            raise LoaderError(
+                f"unsupported format {suffix or '(none)'!r} for {filename}; use one of {', '.join(SUPPORTED_SUFFIXES)}"
+            )
+        if len(data) > self.max_bytes:
+            raise LoaderError(f"{filename} is {len(data)} bytes; the limit is {self.max_bytes}")
+        if not data.strip():
+            raise LoaderError(f"{filename} is empty")
+        try:
+            if suffix in (".txt", ".md"):
+                text = self._decode(data, filename)
+            elif suffix == ".docx":
+                text = self._docx(data)
+            elif suffix == ".pdf":
+                text = self._pdf(data)
+            else:
+                text = self._html(self._decode(data, filename))
+        except LoaderError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - any parser failure means a broken file
+            raise LoaderError(f"cannot read {filename} as {suffix}: the file looks corrupt ({type(exc).__name__})") from exc
+        text = text.lstrip("\ufeff")
+        header: dict[str, str] = {}
+        first, _, rest = text.partition("\n")
+        if re.match(r"^#\s*标题[:：]", first):
+            header = parse_header(first)
+            text = rest
+        if not text.strip():
+            raise LoaderError(f"{filename} contains no text")
+        return text, header
+
+    @staticmethod
+    def _decode(data: bytes, filename: str) -> str:
+        for encoding in ("utf-8-sig", "gb18030"):
+            try:
+                return data.decode(encoding)
+            except UnicodeDecodeError:
+                continue
+        raise LoaderError(f"{filename} is neither UTF-8 nor GB18030 text")
+
+    @staticmethod
+    def _docx(data: bytes) -> str:
+        import docx  # python-docx
+
+        document = docx.Document(io.BytesIO(data))
+        return "\n".join(p.text for p in document.paragraphs)
+
+    @staticmethod
+    def _pdf(data: bytes) -> str:
+        from pypdf import PdfReader
+
+        reader = PdfReader(io.BytesIO(data))
+        pages = [page.extract_text() or "" for page in reader.pages]
+        return "\n".join(pages)
+
+    @staticmethod
+    def _html(html: str) -> str:
+        from bs4 import BeautifulSoup
+
+        soup = BeautifulSoup(html, "html.parser")
+        for tag in soup(["script", "style", "nav", "header", "footer"]):
+            tag.decompose()
+        blocks = [el.get_text(" ", strip=True) for el in soup.find_all(["h1", "h2", "h3", "h4", "p", "li", "div"])
+                  if not el.find(["p", "li", "div", "h1", "h2", "h3", "h4"])]
+        text = "\n".join(b for b in blocks if b)
+        return text or soup.get_text("\n", strip=True)

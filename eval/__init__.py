@@ -1,0 +1,1 @@
+"""Evaluation: datasets, metrics, reports and benchmarks (public interfaces only)."""

@@ -1,0 +1,1 @@
+"""Retrieval: embeddings, the Chroma clause store, the lexical index and fusion."""

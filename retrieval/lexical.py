@@ -1,0 +1,62 @@
+"""Chinese lexical index: BM25 (bm25s) over character bigrams and unigrams plus Latin words.
+
+Usage::
+
+    index = LexicalIndex(["支持境外医疗专业人员短期执业。", "放宽增值电信业务外资准入。"])
+    index.run("境外医生执业", k=5)   # [(0, 3.2), ...] positions with a positive score
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+import bm25s
+import numpy as np
+
+_CJK_RUN = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]+")
+_WORD = re.compile(r"[a-z0-9]+(?:\.[0-9]+)?")
+
+
+def tokenize(text: str) -> list[str]:
+    """Character bigrams (and single characters) of CJK runs, lowercased Latin words and numbers.
+
+    >>> tokenize("数据跨境 DEPA 1.06万亿")
+    ['数', '据', '跨', '境', '数据', '据跨', '跨境', 'depa', '1.06', '万', '亿', '万亿']
+    """
+    text = unicodedata.normalize("NFKC", text).lower()
+    tokens: list[str] = []
+    for m in re.finditer(r"[\u3400-\u9fff\uf900-\ufaff]+|[a-z0-9]+(?:\.[0-9]+)?", text):
+        run = m.group(0)
+        if _CJK_RUN.fullmatch(run):
+            tokens.extend(run)
+            tokens.extend(run[i:i + 2] for i in range(len(run) - 1))
+        else:
+            tokens.append(run)
+    return tokens
+
+
+class LexicalIndex:
+    """BM25 over :func:`tokenize` tokens; returns only positions with a positive score."""
+
+    def __init__(self, texts: list[str], k1: float = 1.2, b: float = 0.75) -> None:
+        self.size = len(texts)
+        self._bm25 = bm25s.BM25(k1=k1, b=b)
+        if texts:
+            self._bm25.index([tokenize(t) or ["\u2400"] for t in texts], show_progress=False)
+        self._vocab: dict[str, int] = dict(self._bm25.vocab_dict) if texts else {}
+
+    def scores(self, query: str) -> np.ndarray:
+        """BM25 score of every indexed text for ``query`` (zeros when no token is known)."""
+        ids = [self._vocab[t] for t in tokenize(query) if t in self._vocab]
+        if not ids or not self.size:
+            return np.zeros(self.size, dtype=np.float32)
+        return np.asarray(self._bm25.get_scores(ids), dtype=np.float32)
+
+    def run(self, query: str, k: int = 50) -> list[tuple[int, float]]:
+        """Top ``k`` positions with a positive score, best first."""
+        scores = self.scores(query)
+        if not scores.size:
+            return []
+        top = np.argsort(-scores, kind="stable")[:k]
+        return [(int(i), float(scores[i])) for i in top if scores[i] > 0]

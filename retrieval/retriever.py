@@ -1,0 +1,164 @@
+"""Hybrid retrieval: Chroma dense search fused with BM25 by reciprocal rank fusion.
+
+Usage::
+
+    retriever = HybridRetriever(store)
+    hits = retriever.run("外国医生能开诊所吗？", k=5)
+    hits[0].clause.clause_id   # 'fz-plan/三/（二）/3'
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+
+from pydantic import BaseModel
+
+from corpus.models import Clause
+from retrieval.fusion import reciprocal_rank_fusion
+from retrieval.lexical import LexicalIndex
+from retrieval.store import ClauseStore, StoredDocument
+
+MODES = ("hybrid", "dense", "lexical")
+
+
+class Hit(BaseModel):
+    """One retrieved clause with its fused score and the scores of each list."""
+
+    clause: Clause
+    score: float
+    dense: float | None = None
+    lexical: float | None = None
+    rank: int = 0
+
+
+@dataclass(frozen=True)
+class IndexSnapshot:
+    """An immutable view of the committed corpus; swapped whole after each write."""
+
+    documents: dict[str, StoredDocument]
+    clauses: list[Clause]
+    chroma_ids: list[str]
+    lexical: LexicalIndex
+    by_chroma_id: dict[str, int] = field(default_factory=dict)
+    by_clause_id: dict[str, int] = field(default_factory=dict)
+
+    @classmethod
+    def build(cls, store: ClauseStore) -> "IndexSnapshot":
+        docs = store.documents()
+        pairs = store.clauses()
+        clauses = [c for _, c in pairs]
+        ids = [cid for cid, _ in pairs]
+        return cls(
+            documents=docs,
+            clauses=clauses,
+            chroma_ids=ids,
+            lexical=LexicalIndex([c.text for c in clauses]),
+            by_chroma_id={cid: i for i, cid in enumerate(ids)},
+            by_clause_id={c.clause_id: i for i, c in enumerate(clauses)},
+        )
+
+    def get(self, clause_id: str) -> Clause | None:
+        i = self.by_clause_id.get(clause_id)
+        return self.clauses[i] if i is not None else None
+
+    def under(self, prefix: str) -> list[Clause]:
+        """Clauses whose id is ``prefix`` or starts with ``prefix/`` (an article's parts, an item's tasks)."""
+        prefix = prefix.rstrip("/")
+        return [c for c in self.clauses if c.clause_id == prefix or c.clause_id.startswith(prefix + "/")]
+
+    def neighbours(self, clause_id: str) -> tuple[Clause | None, Clause | None]:
+        i = self.by_clause_id.get(clause_id)
+        if i is None:
+            return None, None
+        me = self.clauses[i]
+        prev = self.clauses[i - 1] if i > 0 and self.clauses[i - 1].doc_id == me.doc_id else None
+        nxt = self.clauses[i + 1] if i + 1 < len(self.clauses) and self.clauses[i + 1].doc_id == me.doc_id else None
+        return prev, nxt
+
+    def of_document(self, doc_id: str) -> list[Clause]:
+        return [c for c in self.clauses if c.doc_id == doc_id]
+
+
+class HybridRetriever:
+    """Dense (Chroma) + lexical (BM25) retrieval fused by RRF, with document and section filters.
+
+    Args:
+        store: the clause store.
+        mode: ``hybrid`` (default), ``dense`` or ``lexical``.
+        rrf_k: the RRF constant.
+        candidates: how many hits each list contributes before fusion.
+    """
+
+    def __init__(self, store: ClauseStore, mode: str = "hybrid", rrf_k: int = 60, candidates: int = 50) -> None:
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}")
+        self.store = store
+        self.mode = mode
+        self.rrf_k = rrf_k
+        self.candidates = candidates
+        self._lock = threading.Lock()
+        self._snapshot: IndexSnapshot | None = None
+
+    @property
+    def snapshot(self) -> IndexSnapshot:
+        snap = self._snapshot
+        if snap is None:
+            with self._lock:
+                if self._snapshot is None:
+                    self._snapshot = IndexSnapshot.build(self.store)
+                snap = self._snapshot
+        return snap
+
+    def refresh(self) -> IndexSnapshot:
+        """Rebuild the snapshot from the store (call after a committed write)."""
+        snap = IndexSnapshot.build(self.store)
+        self._snapshot = snap
+        return snap
+
+    def run(self, query: str, k: int = 5, doc_id: str | None = None, section: str | None = None) -> list[Hit]:
+        """The ``k`` best clauses for ``query``, optionally within one document or section."""
+        if not query or not query.strip():
+            raise ValueError("query is empty")
+        if k < 1:
+            raise ValueError("k must be at least 1")
+        return self._run(query.strip(), k, doc_id, section)
+
+    def _run(self, query: str, k: int, doc_id: str | None, section: str | None) -> list[Hit]:
+        snap = self.snapshot
+        if not snap.clauses:
+            return []
+
+        def keep(i: int) -> bool:
+            c = snap.clauses[i]
+            if doc_id and c.doc_id != doc_id:
+                return False
+            if section and not (c.clause_id.startswith(section) or any(section in p for p in c.path)):
+                return False
+            return True
+
+        dense: dict[int, float] = {}
+        dense_rank: list[str] = []
+        if self.mode in ("hybrid", "dense"):
+            vector = self.store.embedder.embed_query(query).tolist()
+            want = self.candidates if not section else max(self.candidates, 200)
+            for cid, sim in self.store.query(vector, want, doc_id=doc_id):
+                i = snap.by_chroma_id.get(cid)
+                if i is not None and keep(i):
+                    dense[i] = sim
+                    dense_rank.append(str(i))
+        lexical: dict[int, float] = {}
+        lexical_rank: list[str] = []
+        if self.mode in ("hybrid", "lexical"):
+            for i, score in snap.lexical.run(query, k=len(snap.clauses)):
+                if keep(i):
+                    lexical[i] = score
+                    lexical_rank.append(str(i))
+                    if len(lexical_rank) >= self.candidates:
+                        break
+        fused = reciprocal_rank_fusion([dense_rank, lexical_rank], k=self.rrf_k)
+        hits: list[Hit] = []
+        for rank, (key, score) in enumerate(fused[:k], start=1):
+            i = int(key)
+            hits.append(Hit(clause=snap.clauses[i], score=score, dense=dense.get(i), lexical=lexical.get(i), rank=rank))
+        return hits

@@ -1,0 +1,224 @@
+"""Clause storage in Chroma: vectors, texts, metadata and a registry of documents.
+
+Writes are crash-safe and never expose half a document:
+
+1. the new clauses are added under ids ``<clause_id>@<hash12>`` (a new *generation*);
+2. the registry entry of the document is switched to the new hash (the commit point);
+3. clauses of older generations are deleted.
+
+A restart in the middle leaves extra generations behind, which :meth:`ClauseStore.repair`
+removes; a reader only ever trusts the generation the registry names.
+
+Usage::
+
+    client = make_client(data_dir=Path("data/chroma"))
+    store = ClauseStore(client, make_embedder("use-m3"))
+    store.upsert(parsed_document)
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import chromadb
+from chromadb.api import ClientAPI
+from chromadb.config import Settings as ChromaSettings
+
+from corpus.models import Clause, DocumentMeta, ParsedDocument
+from retrieval.embeddings import Embedder, PolicyEmbeddingFunction, collection_slug
+
+log = logging.getLogger(__name__)
+
+_BATCH = 256
+
+
+def make_client(data_dir: Path | None = None, host: str | None = None, port: int = 8000) -> ClientAPI:
+    """An embedded ``PersistentClient`` in ``data_dir``, or an ``HttpClient`` when ``host`` is set."""
+    settings = ChromaSettings(anonymized_telemetry=False, allow_reset=False)
+    if host:
+        return chromadb.HttpClient(host=host, port=port, settings=settings)
+    if data_dir is None:
+        raise ValueError("data_dir is required for an embedded Chroma")
+    data_dir.mkdir(parents=True, exist_ok=True)
+    return chromadb.PersistentClient(path=str(data_dir), settings=settings)
+
+
+class StoredDocument:
+    """A committed document in the registry."""
+
+    __slots__ = ("meta", "content_hash", "clause_count", "ingested_at")
+
+    def __init__(self, meta: DocumentMeta, content_hash: str, clause_count: int, ingested_at: float) -> None:
+        self.meta = meta
+        self.content_hash = content_hash
+        self.clause_count = clause_count
+        self.ingested_at = ingested_at
+
+
+def _generation(content_hash: str) -> str:
+    return content_hash[:12]
+
+
+class ClauseStore:
+    """Chroma collections for one embedding model: ``<prefix>-<model>`` and its registry.
+
+    Args:
+        client: a Chroma client (persistent or HTTP).
+        embedder: the embedding model; its spec names the collection, so switching models
+            never mixes vectors.
+        prefix: collection name prefix.
+    """
+
+    def __init__(self, client: ClientAPI, embedder: Embedder, prefix: str = "clauses") -> None:
+        self.client = client
+        self.embedder = embedder
+        name = f"{prefix}-{collection_slug(embedder.spec)}"
+        self.collection = client.get_or_create_collection(
+            name=name,
+            embedding_function=PolicyEmbeddingFunction(embedder),  # type: ignore[arg-type]
+            configuration={"hnsw": {"space": "cosine"}},
+            metadata={"embedding_model": embedder.spec},
+        )
+        self.registry = client.get_or_create_collection(
+            name=f"{name}-registry",
+            embedding_function=None,
+            configuration={"hnsw": {"space": "l2"}},
+        )
+
+    # ---------------------------------------------------------------- reads
+    def documents(self) -> dict[str, StoredDocument]:
+        """Committed documents by id."""
+        got = self.registry.get(include=["documents", "metadatas"])
+        out: dict[str, StoredDocument] = {}
+        for doc_id, doc, md in zip(got["ids"], got["documents"] or [], got["metadatas"] or []):
+            if md.get("state") != "ready":
+                continue
+            out[doc_id] = StoredDocument(
+                meta=DocumentMeta(**json.loads(doc or "{}")),
+                content_hash=str(md["hash"]),
+                clause_count=int(md.get("clauses", 0)),
+                ingested_at=float(md.get("at", 0.0)),
+            )
+        return out
+
+    def clauses(self) -> list[tuple[str, Clause]]:
+        """Every clause of a committed generation as ``(chroma_id, Clause)``, in document order."""
+        docs = self.documents()
+        live = {doc_id: _generation(d.content_hash) for doc_id, d in docs.items()}
+        out: list[tuple[str, Clause]] = []
+        for cid, text, md in self._iter_all():
+            if live.get(str(md.get("doc_id"))) != md.get("gen"):
+                continue
+            out.append((cid, self._to_clause(text, md)))
+        order = {doc_id: i for i, doc_id in enumerate(docs)}
+        out.sort(key=lambda item: (order.get(item[1].doc_id, 0), item[1].order))
+        return out
+
+    def query(self, vector: list[float], k: int, doc_id: str | None = None) -> list[tuple[str, float]]:
+        """Nearest clauses as ``(chroma_id, cosine similarity)``."""
+        count = self.collection.count()
+        if count == 0:
+            return []
+        res = self.collection.query(
+            query_embeddings=[vector],
+            n_results=min(k, count),
+            where={"doc_id": doc_id} if doc_id else None,
+            include=["distances"],
+        )
+        ids = res["ids"][0]
+        distances = (res["distances"] or [[]])[0]
+        return [(cid, 1.0 - float(d)) for cid, d in zip(ids, distances)]
+
+    # --------------------------------------------------------------- writes
+    def upsert(self, parsed: ParsedDocument) -> bool:
+        """Store a document's clauses; returns False (and writes nothing) when unchanged."""
+        meta = parsed.meta
+        current = self._registry_entry(meta.doc_id)
+        if current and current.get("state") == "ready" and current.get("hash") == parsed.content_hash:
+            return False
+        gen = _generation(parsed.content_hash)
+        ids = [f"{c.clause_id}@{gen}" for c in parsed.clauses]
+        texts = [c.text for c in parsed.clauses]
+        vectors = self.embedder.embed_documents(texts)
+        metadatas: list[Any] = [self._metadata(c, gen) for c in parsed.clauses]
+        for start in range(0, len(ids), _BATCH):
+            end = start + _BATCH
+            self.collection.upsert(
+                ids=ids[start:end],
+                embeddings=[v.tolist() for v in vectors[start:end]],
+                documents=texts[start:end],
+                metadatas=metadatas[start:end],
+            )
+        # Commit point: the registry now names the new generation.
+        self.registry.upsert(
+            ids=[meta.doc_id],
+            embeddings=[[1.0]],
+            documents=[meta.model_dump_json()],
+            metadatas=[{"state": "ready", "hash": parsed.content_hash, "clauses": len(ids), "at": time.time()}],
+        )
+        self.collection.delete(where={"$and": [{"doc_id": meta.doc_id}, {"gen": {"$ne": gen}}]})
+        return True
+
+    def delete(self, doc_id: str) -> bool:
+        """Remove a document and every one of its clauses; False when it is unknown."""
+        known = self._registry_entry(doc_id) is not None
+        self.registry.delete(ids=[doc_id])
+        self.collection.delete(where={"doc_id": doc_id})
+        return known
+
+    def repair(self) -> int:
+        """Delete clauses that no committed document generation names (left by a crash)."""
+        docs = self.documents()
+        live = {doc_id: _generation(d.content_hash) for doc_id, d in docs.items()}
+        stale = [cid for cid, _, md in self._iter_all() if live.get(str(md.get("doc_id"))) != md.get("gen")]
+        for start in range(0, len(stale), _BATCH):
+            self.collection.delete(ids=stale[start:start + _BATCH])
+        if stale:
+            log.warning("removed %d clauses left by an interrupted write", len(stale))
+        return len(stale)
+
+    # -------------------------------------------------------------- helpers
+    def _registry_entry(self, doc_id: str) -> dict[str, Any] | None:
+        got = self.registry.get(ids=[doc_id], include=["metadatas"])
+        if not got["ids"]:
+            return None
+        return dict((got["metadatas"] or [{}])[0] or {})
+
+    def _iter_all(self) -> Iterator[tuple[str, str, dict[str, Any]]]:
+        total = self.collection.count()
+        page = 1000
+        for offset in range(0, total, page):
+            got = self.collection.get(include=["documents", "metadatas"], limit=page, offset=offset)
+            for cid, text, md in zip(got["ids"], got["documents"] or [], got["metadatas"] or []):
+                yield cid, text or "", dict(md or {})
+
+    @staticmethod
+    def _metadata(clause: Clause, gen: str) -> dict[str, Any]:
+        return {
+            "clause_id": clause.clause_id,
+            "doc_id": clause.doc_id,
+            "doc_title": clause.doc_title,
+            "path": json.dumps(clause.path, ensure_ascii=False),
+            "label": clause.label,
+            "order": clause.order,
+            "kind": clause.kind,
+            "gen": gen,
+        }
+
+    @staticmethod
+    def _to_clause(text: str, md: dict[str, Any]) -> Clause:
+        return Clause(
+            clause_id=str(md["clause_id"]),
+            doc_id=str(md["doc_id"]),
+            doc_title=str(md.get("doc_title", "")),
+            path=list(json.loads(str(md.get("path", "[]")))),
+            label=str(md.get("label", "")),
+            text=text,
+            order=int(md.get("order", 0)),
+            kind=str(md.get("kind", "")),
+        )
