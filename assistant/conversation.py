@@ -5,7 +5,7 @@ The rule-based condenser (used without an LLM) recognises short or elliptical fo
 question along as context.
 
 >>> Condenser().run("那境外医疗人员呢？", [("外国医生能开诊所吗？", "…")])
-Condensed(core='境外医疗人员', standalone='境外医疗人员 外国医生能开诊所吗？', is_followup=True)
+Condensed(core='境外医疗人员', standalone='境外医疗人员 外国医生能开诊所吗？', is_followup=True, context='境外医疗人员 …')
 """
 
 from __future__ import annotations
@@ -21,10 +21,15 @@ _TRAILING = re.compile(r"[？?。！!\s]+$")
 History = list[tuple[str, str]]
 
 
+_PRONOUN_START = re.compile(r"^(它|它们|其|这|该|此|上述|前述|这一|这个|这些|那个|那些|(it|its|they|their|this|that|these|those)\b)",
+                            re.IGNORECASE)
+
+
 class Condensed(NamedTuple):
     core: str
     standalone: str
     is_followup: bool
+    context: str = ""  # the previous answer's opening words, for retrieval only
 
 
 class Condenser:
@@ -49,7 +54,11 @@ class Condenser:
             return Condensed(core=question, standalone=question, is_followup=False)
         previous = next((q for q, _ in reversed(history) if q and q.strip()), "")
         short = len(core) <= self.max_followup_chars
-        is_followup = bool(previous) and (starts or ends or short)
+        pronoun = bool(_PRONOUN_START.search(core))
+        is_followup = bool(previous) and (starts or ends or short or pronoun)
         if not is_followup:
             return Condensed(core=question, standalone=question, is_followup=False)
-        return Condensed(core=core, standalone=f"{core} {previous.strip()}", is_followup=True)
+        last_answer = next((a for q, a in reversed(history) if q and q.strip()), "") or ""
+        context = re.sub(r"\[[^\[\]]{1,80}\]", "", last_answer).strip()[:200]
+        return Condensed(core=core, standalone=f"{core} {previous.strip()}", is_followup=True,
+                         context=f"{core} {context}" if context else "")

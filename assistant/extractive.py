@@ -35,6 +35,14 @@ _PLAN_INTENT = re.compile(r"方案|任务|举措|措施|试点|福州|榕|市服
 _ARTICLE_REF = re.compile(r"第([零〇一二三四五六七八九十百两\d]+)条")
 
 
+#: Weight of question-word coverage when re-ranking the top hits, and how many hits are re-ranked.
+RERANK_WEIGHT = 0.2
+RERANK_DEPTH = 20
+
+#: RRF weights of the (follow-up + previous question) and (follow-up + previous answer) lists.
+FOLLOWUP_WEIGHTS = (1.0, 0.5)
+
+
 @dataclass
 class Retrieved:
     """What the answerers share: the condensed question, the fused hits and the evidence."""
@@ -73,8 +81,12 @@ class ExtractiveAnswerer:
         lang = detect_lang(question)
         hits = self.retriever.run(condensed.core, k=k)
         if condensed.is_followup:
-            context_hits = self.retriever.run(condensed.standalone, k=k)
-            hits = self._fuse([hits, context_hits], [1.0, 0.6], k)
+            lists, weights = [hits, self.retriever.run(condensed.standalone, k=k)], [1.0, FOLLOWUP_WEIGHTS[0]]
+            if condensed.context:
+                lists.append(self.retriever.run(condensed.context, k=k))
+                weights.append(FOLLOWUP_WEIGHTS[1])
+            hits = self._fuse(lists, weights, k)
+        hits = self._rerank(condensed.core, hits)
         direct = self._direct_references(condensed.standalone)
         if direct:
             ids = {c.clause_id for c in direct}
@@ -86,6 +98,18 @@ class ExtractiveAnswerer:
             hit.rank = rank
         return Retrieved(condensed=condensed, lang=lang, hits=hits, support=support, refused=refused,
                          direct=direct)
+
+    def _rerank(self, question: str, hits: list[Hit]) -> list[Hit]:
+        """Re-order the top hits by fused score plus the IDF-weighted share of question words they contain."""
+        if not hits or RERANK_WEIGHT <= 0:
+            return hits
+        weights = self.evidence.weights([t for t in content_terms(question) if t not in META_WORDS])
+        if not weights:
+            return hits
+        top = hits[0].score or 1.0
+        head = hits[:RERANK_DEPTH]
+        scored = sorted(head, key=lambda h: -(h.score / top + RERANK_WEIGHT * self.evidence.coverage(weights, h.clause.text)))
+        return scored + hits[RERANK_DEPTH:]
 
     def _fuse(self, lists: list[list[Hit]], weights: list[float], k: int) -> list[Hit]:
         by_id: dict[str, Hit] = {}

@@ -22,6 +22,9 @@ class DocumentMeta(BaseModel):
     date: str = ""
     status: str = "未注明"
     source: str = ""
+    title_en: str = ""
+    #: Names a question may use for this document (routes retrieval towards it).
+    aliases: list[str] = Field(default_factory=list)
 
     def display_title(self) -> str:
         return self.short_title or self.title

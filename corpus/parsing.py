@@ -180,7 +180,8 @@ class ClauseParser:
         if not builder.clauses:
             raise ValueError(f"document {meta.doc_id!r} has no text to index")
         return ParsedDocument(meta=meta, clauses=builder.clauses,
-                              content_hash=ParsedDocument.hash_text(unicodedata.normalize("NFC", cleaned)))
+                              content_hash=ParsedDocument.hash_text(
+                                  meta.model_dump_json() + "\n" + unicodedata.normalize("NFC", cleaned)))
 
     @staticmethod
     def detect_layout(lines: list[str]) -> str:

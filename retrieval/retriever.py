@@ -10,6 +10,7 @@ Usage::
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from pydantic import BaseModel
@@ -124,6 +125,42 @@ class HybridRetriever:
             raise ValueError("k must be at least 1")
         return self._run(query.strip(), k, doc_id, section)
 
+    def route(self, query: str) -> list[str]:
+        """Documents the query names by one of their aliases (``数据安全法``, ``Hainan``, ``方案``)."""
+        snap = self.snapshot
+        lowered = query.lower()
+        out = []
+        for doc_id, doc in snap.documents.items():
+            names = [doc.meta.short_title, doc.meta.title, *doc.meta.aliases]
+            if any(len(n) >= 2 and n.lower() in lowered for n in names if n):
+                out.append(doc_id)
+        return out
+
+    def _routed_lists(self, query: str, snap: IndexSnapshot, routed: list[str], keep: Callable[[int], bool],
+                      dense: dict[int, float], lexical: dict[int, float]) -> list[list[str]]:
+        """Dense and lexical rankings restricted to the routed documents."""
+        allowed = set(routed)
+        lists: list[list[str]] = []
+        if self.mode in ("hybrid", "dense"):
+            vector = self.store.embedder.embed_query(query).tolist()
+            ranking = []
+            for cid, sim in self.store.query(vector, self.candidates, doc_ids=routed):
+                i = snap.by_chroma_id.get(cid)
+                if i is not None and keep(i) and snap.clauses[i].doc_id in allowed:
+                    dense.setdefault(i, sim)
+                    ranking.append(str(i))
+            lists.append(ranking)
+        if self.mode in ("hybrid", "lexical"):
+            ranking = []
+            for i, score in snap.lexical.run(query, k=len(snap.clauses)):
+                if keep(i) and snap.clauses[i].doc_id in allowed:
+                    lexical.setdefault(i, score)
+                    ranking.append(str(i))
+                    if len(ranking) >= self.candidates:
+                        break
+            lists.append(ranking)
+        return lists
+
     def _run(self, query: str, k: int, doc_id: str | None, section: str | None) -> list[Hit]:
         snap = self.snapshot
         if not snap.clauses:
@@ -156,7 +193,11 @@ class HybridRetriever:
                     lexical_rank.append(str(i))
                     if len(lexical_rank) >= self.candidates:
                         break
-        fused = reciprocal_rank_fusion([dense_rank, lexical_rank], k=self.rrf_k)
+        rankings = [dense_rank, lexical_rank]
+        routed = self.route(query) if not doc_id else []
+        if routed and len(routed) < len(snap.documents):
+            rankings.extend(self._routed_lists(query, snap, routed, keep, dense, lexical))
+        fused = reciprocal_rank_fusion(rankings, k=self.rrf_k)
         hits: list[Hit] = []
         for rank, (key, score) in enumerate(fused[:k], start=1):
             i = int(key)

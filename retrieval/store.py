@@ -119,15 +119,21 @@ class ClauseStore:
         out.sort(key=lambda item: (order.get(item[1].doc_id, 0), item[1].order))
         return out
 
-    def query(self, vector: list[float], k: int, doc_id: str | None = None) -> list[tuple[str, float]]:
-        """Nearest clauses as ``(chroma_id, cosine similarity)``."""
+    def query(self, vector: list[float], k: int, doc_id: str | None = None,
+              doc_ids: list[str] | None = None) -> list[tuple[str, float]]:
+        """Nearest clauses as ``(chroma_id, cosine similarity)``, optionally within some documents."""
+        where: dict[str, Any] | None = None
+        if doc_id:
+            where = {"doc_id": doc_id}
+        elif doc_ids:
+            where = {"doc_id": {"$in": list(doc_ids)}}
         count = self.collection.count()
         if count == 0:
             return []
         res = self.collection.query(
             query_embeddings=[vector],
             n_results=min(k, count),
-            where={"doc_id": doc_id} if doc_id else None,
+            where=where,
             include=["distances"],
         )
         ids = res["ids"][0]
