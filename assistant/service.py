@@ -90,6 +90,23 @@ class PolicyAssistant:
     def judge(self) -> SupportJudge:
         return SupportJudge(self.embedder)
 
+    @cached_property
+    def generative(self) -> Any:
+        """The generative answerer (LLM_PROVIDER openai/ollama); see :mod:`assistant.generative`."""
+        from assistant.generative import GenerativeAnswerer
+        from assistant.llm import make_chat_model
+        from assistant.tokens import TokenCounter
+
+        return GenerativeAnswerer(self.extractive, self.judge, lambda: make_chat_model(self.settings),
+                                  counter=TokenCounter(cache_dir=self.settings.data_dir / "tiktoken"),
+                                  max_context_tokens=self.settings.llm_max_context_tokens)
+
+    def llm_status(self) -> dict[str, Any]:
+        """Whether the configured chat model answers (``status``: disabled | ok | error), for doctor and /api/health."""
+        from assistant.llm import probe
+
+        return probe(self.settings)
+
     # ---------------------------------------------------------------- index
     def ensure_index(self) -> int:
         """Repair an interrupted write; build the shipped corpus when the index is empty.
@@ -199,10 +216,19 @@ class PolicyAssistant:
 
     def ask(self, question: str, history: History | None = None) -> Answer:
         question = self._check_text(question, "question")
+        if self.settings.llm_provider != "none":
+            return self.generative.run(question, _clean_history(history))
         return self.extractive.run(question, _clean_history(history))
 
     def ask_stream(self, question: str, history: History | None = None) -> Iterator[dict[str, Any]]:
-        """Events: ``{"type": "token", "text"}``…, then ``{"type": "answer", "answer": Answer}``."""
+        """Events: ``{"type": "token", "text"}``…, then ``{"type": "answer", "answer": Answer}``.
+
+        In generative mode the tokens are the model's draft; the final answer is the verified one.
+        """
+        if self.settings.llm_provider != "none":
+            question = self._check_text(question, "question")
+            yield from self.generative.stream(question, _clean_history(history))
+            return
         answer = self.ask(question, history)
         for line in answer.answer.splitlines(keepends=True):
             yield {"type": "token", "text": line}
