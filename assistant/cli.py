@@ -216,6 +216,18 @@ def _interactive(assistant: PolicyAssistant) -> None:
         history.append((line, answer.answer))
 
 
+def _add_eval() -> None:
+    """``policy-assistant eval …`` (see :mod:`eval.cli`); absent when the eval package is not installed."""
+    try:
+        from eval.cli import eval_app
+    except ImportError:
+        return
+    app.add_typer(eval_app, name="eval")
+
+
+_add_eval()
+
+
 def main() -> None:
     app()
 
