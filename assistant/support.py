@@ -28,7 +28,7 @@ from pydantic import BaseModel
 from assistant.text import normalize, strip_citations
 from retrieval.embeddings import Embedder
 
-DEFAULT_THRESHOLD = 0.5
+DEFAULT_THRESHOLD = 0.725  # calibrated on eval/datasets/support_labels.jsonl: python -m eval.calibrate --only support
 
 
 class SupportVerdict(BaseModel):
