@@ -132,6 +132,35 @@ def docs(as_json: bool = typer.Option(False, "--json")) -> None:
 
 
 @app.command()
+def doctor(as_json: bool = typer.Option(False, "--json")) -> None:
+    """Check the setup: the index, offline token counting and (LLM_PROVIDER≠none) whether the model answers."""
+    from assistant.tokens import TokenCounter
+
+    assistant = PolicyAssistant(Settings())
+    s = assistant.settings
+    try:
+        index: dict[str, Any] = {"ok": True, "documents": len(assistant.store.documents())}
+    except Exception as exc:  # noqa: BLE001 - report, do not crash
+        index = {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
+    tokens = TokenCounter(cache_dir=s.data_dir / "tiktoken")
+    llm = assistant.llm_status()
+    report = {"data_dir": str(s.data_dir), "index": index, "tiktoken_offline": tokens.exact, "llm": llm,
+              "llm_max_context_tokens": s.llm_max_context_tokens, "llm_timeout_s": s.llm_timeout_s}
+    if as_json:
+        _print_json(report)
+    else:
+        typer.echo(f"data dir:   {s.data_dir}")
+        typer.echo("index:      " + (f"{index['documents']} documents" if index["ok"] else f"ERROR {index['error']}"))
+        typer.echo("tokens:     " + ("tiktoken cl100k_base (offline BPE)" if tokens.exact else "estimated (tiktoken unavailable)"))
+        where = f" model={llm['model']} base_url={llm['base_url']}" if s.llm_provider != "none" else ""
+        typer.echo(f"llm:        provider={llm['provider']}{where}")
+        typer.echo(f"            {llm['status'].upper()}: {llm['detail']}"
+                   + (f" ({llm['seconds']} s)" if llm["seconds"] is not None else ""))
+    if llm["status"] == "error" or not index["ok"]:
+        raise typer.Exit(1)
+
+
+@app.command()
 def show(clause_id: str, as_json: bool = typer.Option(False, "--json")) -> None:
     """Show one clause with its heading path and neighbours."""
     assistant = _assistant()
@@ -185,6 +214,12 @@ def ask(question: Optional[str] = typer.Argument(None),
     if question is None:
         _interactive(assistant)
         return
+    if not as_json and assistant.settings.llm_provider != "none":
+        try:
+            _stream_answer(assistant, question, [])
+        except (InputError, ValueError) as exc:
+            _fail(str(exc))
+        return
     answer = _run(lambda: assistant.ask(question))
     if as_json:
         _print_json({"id": None, **answer_json(answer)})
@@ -192,8 +227,35 @@ def ask(question: Optional[str] = typer.Argument(None),
         _print_answer(answer)
 
 
-def _print_answer(answer: Answer) -> None:
-    typer.echo(answer.answer)
+def _stream_answer(assistant: PolicyAssistant, question: str, history: list[tuple[str, str]]) -> Answer:
+    """Print the model's tokens as they come; then the verified answer when it differs, and its citations."""
+    streamed: list[str] = []
+    answer: Answer | None = None
+    for event in assistant.ask_stream(question, history):
+        if event["type"] == "token":
+            streamed.append(event["text"])
+            typer.echo(event["text"], nl=False)
+        elif event["type"] == "answer":
+            answer = event["answer"]
+    assert answer is not None
+    draft = "".join(streamed).strip()
+    if draft:
+        typer.echo("")
+    _print_answer(answer, show_text=draft != answer.answer.strip(), header=bool(draft))
+    return answer
+
+
+def _print_answer(answer: Answer, show_text: bool = True, header: bool = False) -> None:
+    if show_text:
+        if header:
+            typer.echo("\n核实后的回答 / verified answer:")
+        typer.echo(answer.answer)
+    if answer.notice:
+        typer.echo(f"\n注意 / notice: {answer.notice}")
+    if answer.unsupported_sentences:
+        typer.echo("未找到条款依据的句子 / unsupported sentences:")
+        for s in answer.unsupported_sentences:
+            typer.echo(f"  - {s}")
     if answer.citations:
         typer.echo("\n引用 / citations:")
         for c in answer.citations:
@@ -208,11 +270,14 @@ def _interactive(assistant: PolicyAssistant) -> None:
         if not line:
             break
         try:
-            answer = assistant.ask(line, history)
+            if assistant.settings.llm_provider != "none":
+                answer = _stream_answer(assistant, line, history)
+            else:
+                answer = assistant.ask(line, history)
+                _print_answer(answer)
         except (InputError, ValueError) as exc:
             typer.echo(f"error: {exc}", err=True)
             continue
-        _print_answer(answer)
         history.append((line, answer.answer))
 
 
