@@ -97,6 +97,7 @@ def probe(settings: Settings, model: BaseChatModel | None = None) -> dict[str, A
     try:
         model = model or make_chat_model(settings)
         assert model is not None
+        start = time.monotonic()  # the round trip only, not the client's import
         reply = (model | StrOutputParser()).invoke("Reply with the single word OK.")
     except Exception as exc:  # noqa: BLE001 - report any failure
         out.update(status="error", detail=f"{type(exc).__name__}: {exc}"[:500])
