@@ -14,6 +14,8 @@ see ``eval/calibrate.py`` and the README.
 
 from __future__ import annotations
 
+import re
+
 from assistant.text import content_terms, coverage, idf_weights
 from retrieval.retriever import Hit, HybridRetriever
 
@@ -22,9 +24,27 @@ META_WORDS = frozenset({"任务", "举措", "措施", "方案", "政策", "条�
                         "规定", "试点", "中", "里", "和", "tasks", "task", "measures", "measure", "pilot", "plan",
                         "clauses", "related", "mention", "mentions", "involve", "involving"})
 
+#: How many of the top hits must include one that states a quantity, for a quantity question.
+QUANTITY_DEPTH = 1
+
 #: Calibrated defaults (README: "Refusal threshold").
-DEFAULT_THRESHOLD_ZH = 0.45
-DEFAULT_THRESHOLD_EN = 0.30
+DEFAULT_THRESHOLD_ZH = 0.30
+DEFAULT_THRESHOLD_EN = 0.306
+
+
+_ASKS_QUANTITY = re.compile(r"多少|(?<!哪)几[个年天日条项次倍种类家名位]|多长|多久|多大|比例|百分之|how (much|many|long)|what percentage|"
+                            r"what share|what proportion|what is the (minimum|maximum|cap)", re.IGNORECASE)
+_QUANTITY = re.compile(r"(\d+(\.\d+)?|[零一二两三四五六七八九十百千万]+)\s*(%|％|万亿|亿|万|元|日|天|年|个|月|项|人|小时|倍|类|次|家|种|条|周|工作日|以上|以下|以内)")
+
+
+def asks_quantity(question: str) -> bool:
+    """Does the question ask for a number, an amount, a period or a share?"""
+    return bool(_ASKS_QUANTITY.search(question))
+
+
+def states_quantity(text: str) -> bool:
+    """Does the text state a number with a unit (1.06万亿元, 六个月, 75%, 十五日)?"""
+    return bool(_QUANTITY.search(text))
 
 
 class EvidenceScorer:
@@ -68,8 +88,11 @@ class EvidenceScorer:
         return [(self.coverage(weights, h.clause.text), h.dense or 0.0) for h in hits[: self.top_n]]
 
     def score(self, question: str, hits: list[Hit], lang: str) -> float:
+        """The evidence score; 0 when the question asks for a quantity no top clause states."""
         feats = self.features(question, hits)
         if not feats:
+            return 0.0
+        if asks_quantity(question) and not any(states_quantity(h.clause.text) for h in hits[:QUANTITY_DEPTH]):
             return 0.0
         if lang == "en":
             return max(d for _, d in feats)

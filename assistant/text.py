@@ -20,14 +20,16 @@ _ZH_STOP = sorted([
     "可不可以", "能不能", "有没有", "可以", "能", "在哪里", "在哪儿", "哪里", "哪儿", "在哪", "哪个", "哪", "一下", "关于", "吗",
     "呢", "吧", "啊", "呀", "的", "了", "是", "都", "还", "那么", "那", "么", "我们", "我", "你们", "你", "他们",
     "一些", "这个", "这些", "具体", "主要", "相关", "涉及", "方面", "内容", "情况", "介绍", "说说", "讲讲",
-    "提到", "提出", "规定了", "列举", "一共", "分别", "谁", "几", "吗？",
+    "提到", "提出", "规定了", "列举", "一共", "分别", "谁", "几", "吗？", "打算", "准备", "希望", "想要", "想",
+    "做些", "做法", "所说", "这类", "这块", "这一条", "这条", "不要", "要不要", "会不会", "样", "下来", "之后",
+    "考虑", "安排", "计划", "有没有", "是不是", "需不需要", "应该", "怎么办", "办法", "哪方面", "什么样",
 ], key=len, reverse=True)
 _ZH_STOP_RE = re.compile("|".join(map(re.escape, _ZH_STOP)))
 _EN_STOP = {
     "the", "a", "an", "of", "to", "in", "on", "for", "and", "or", "is", "are", "be", "can", "could", "do", "does",
     "what", "which", "who", "whom", "how", "when", "where", "why", "will", "would", "should", "there", "any", "i",
     "we", "you", "my", "our", "it", "its", "this", "that", "these", "those", "with", "by", "from", "about", "as",
-    "at", "plan", "fuzhou", "s", "me", "tell", "please", "under", "according", "does", "did", "have", "has",
+    "at", "plan", "fuzhou", "s", "me", "tell", "please", "under", "according", "did", "have", "has",
 }
 
 

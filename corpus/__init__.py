@@ -1,9 +1,9 @@
 """Corpus: documents, loaders and the parser that splits them into clauses."""
 
-from corpus.models import Clause, DocumentMeta, ParsedDocument
-from corpus.parsing import ClauseParser, MAX_CLAUSE_CHARS
 from corpus.loaders import DocumentLoader, LoaderError
-from corpus.manifest import shipped_documents, SHIPPED_DIR
+from corpus.manifest import SHIPPED_DIR, shipped_documents
+from corpus.models import Clause, DocumentMeta, ParsedDocument
+from corpus.parsing import MAX_CLAUSE_CHARS, ClauseParser
 
 __all__ = [
     "Clause",

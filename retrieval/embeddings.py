@@ -172,5 +172,5 @@ class PolicyEmbeddingFunction(EmbeddingFunction[Documents]):
         return {"spec": self._spec}
 
     @staticmethod
-    def build_from_config(config: dict[str, Any]) -> "PolicyEmbeddingFunction":
+    def build_from_config(config: dict[str, Any]) -> PolicyEmbeddingFunction:
         return PolicyEmbeddingFunction(spec=str(config.get("spec", "use-m3")))

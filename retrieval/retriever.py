@@ -45,7 +45,7 @@ class IndexSnapshot:
     by_clause_id: dict[str, int] = field(default_factory=dict)
 
     @classmethod
-    def build(cls, store: ClauseStore) -> "IndexSnapshot":
+    def build(cls, store: ClauseStore) -> IndexSnapshot:
         docs = store.documents()
         pairs = store.clauses()
         clauses = [c for _, c in pairs]
