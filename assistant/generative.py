@@ -192,7 +192,7 @@ class GenerativeAnswerer:
         if r.refused or not r.hits:
             yield from self._emit(self._extractive(r, question, mode="generative"))
             return
-        clauses = self._pack(r, question)
+        clauses = self._pack(r, r.condensed.standalone or question)
         if not clauses:
             yield from self._emit(self._fallback(r, question, "budget"))
             return
@@ -212,7 +212,8 @@ class GenerativeAnswerer:
         started = False
         refused = False
         try:
-            for chunk in answer_chain(model).stream(answer_inputs(question, prompt_clauses, r.lang)):
+            asked = r.condensed.standalone or question  # the answer prompt has no history: the standalone form
+            for chunk in answer_chain(model).stream(answer_inputs(asked, prompt_clauses, r.lang)):
                 raw += chunk
                 if started:
                     text = rewriter.feed(chunk)
@@ -237,10 +238,14 @@ class GenerativeAnswerer:
                 if tail:
                     yield {"type": "token", "text": tail}
         except Exception as exc:  # noqa: BLE001 - any model failure falls back
-            timeout = "timeout" in type(exc).__name__.lower() or isinstance(exc, TimeoutError)
             log.warning("chat model failed (%s: %s); extractive fallback", type(exc).__name__, exc)
-            yield from self._emit(self._fallback(r, question, "timeout" if timeout else "error", type(exc).__name__),
-                                  stream=not started)
+            if "timeout" in type(exc).__name__.lower() or isinstance(exc, TimeoutError):
+                why = "timeout"
+            elif "no generation chunks" in str(exc).lower():  # LangChain's word for an empty stream
+                why = "empty"
+            else:
+                why = "error"
+            yield from self._emit(self._fallback(r, question, why, type(exc).__name__), stream=not started)
             return
 
         if refused:
