@@ -44,5 +44,10 @@ lint: $(TEST_STAMP)
 bench: $(TEST_STAMP)
 	$(PY) -m eval.bench
 
+# The dev set in process; fails when a headline metric falls below eval/baseline.json (also run by
+# `make test` through tests/test_eval_runner.py::test_dev_set_meets_the_committed_baseline).
+eval: $(TEST_STAMP)
+	$(BIN)/policy-assistant eval --out eval/out --baseline eval/baseline.json
+
 clean:
 	rm -rf $(VENV) data
