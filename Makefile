@@ -28,7 +28,7 @@ $(TEST_STAMP): $(STAMP) pyproject.toml
 
 run: install
 	$(BIN)/policy-assistant ingest
-	$(BIN)/policy-assistant ask
+	$(BIN)/policy-assistant serve
 
 test: $(TEST_STAMP)
 	$(BIN)/ruff check corpus retrieval assistant eval ui tests

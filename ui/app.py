@@ -1,0 +1,319 @@
+"""The Gradio chat page: streamed multi-turn answers, a clause viewer for every citation, a document
+browser and an admin tab.
+
+It is mounted at ``/`` by :func:`assistant.api.create_app`; the clause viewer reads ``/api/clauses/{id}``
+from the same server. Offline: system fonts only, no CDN.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+
+import gradio as gr  # noqa: E402
+
+from assistant.service import InputError, LoaderError, NotFoundError, PolicyAssistant  # noqa: E402
+from ui.render import answer_html, browser_html, error_html, esc, streaming_html  # noqa: E402
+
+EXAMPLES = [
+    "市服开办设在哪里？",
+    "外国医生能在福州开诊所吗？",
+    "数据出境需要做安全评估吗？",
+    "外商投资增值电信业务有什么放开措施？",
+    "Can foreign doctors open clinics in Fuzhou?",
+    "What does the Data Security Law say about exporting important data?",
+]
+
+SYSTEM_FONTS = ["PingFang SC", "Hiragino Sans GB", "Microsoft YaHei", "Noto Sans CJK SC", "Source Han Sans SC",
+                "WenQuanYi Micro Hei", "system-ui", "-apple-system", "Segoe UI", "Helvetica Neue", "Arial",
+                "sans-serif"]
+MONO_FONTS = ["ui-monospace", "SFMono-Regular", "Menlo", "Consolas", "DejaVu Sans Mono", "monospace"]
+
+
+def ui_theme() -> gr.themes.Base:
+    """The default theme with system fonts only (no web-font download)."""
+    return gr.themes.Default(primary_hue="red", secondary_hue="slate", font=SYSTEM_FONTS, font_mono=MONO_FONTS,
+                             text_size="lg")
+
+
+UI_CSS = """
+.gradio-container { max-width: 1180px !important; margin: 0 auto; }
+#pa-header h1 { font-size: 1.5rem; margin: 0.2rem 0; }
+#pa-header p { margin: 0; color: var(--body-text-color-subdued); }
+.pa-answer { line-height: 1.75; }
+.pa-cite { color: #b3261e !important; font-weight: 600; text-decoration: none !important; cursor: pointer;
+           border-bottom: 1px dashed #b3261e; white-space: nowrap; }
+.pa-cite:hover { background: #fde7e5; }
+.pa-citations { margin-top: .6rem; padding-top: .4rem; border-top: 1px solid var(--border-color-primary);
+                font-size: .92em; }
+.pa-cit-title { font-weight: 600; margin: .3rem 0; color: var(--body-text-color-subdued); }
+.pa-citations ol, .pa-nearest { margin: 0; padding-left: 1.4rem; }
+.pa-src { color: var(--body-text-color-subdued); }
+.pa-notice { margin-top: .5rem; font-size: .9em; color: #8a5a00; }
+.pa-refusal { border-left: 4px solid #c77700; background: #fff6e5; padding: .6rem .8rem; border-radius: 6px;
+              color: #3d2b00; }
+.pa-refusal-title { font-weight: 700; color: #8a5a00; margin-bottom: .3rem; }
+.pa-refusal .pa-cite { color: #8a5a00 !important; border-bottom-color: #8a5a00; }
+.pa-snippet { color: var(--body-text-color-subdued); font-size: .9em; }
+.pa-error { color: #b3261e; font-weight: 600; }
+.pa-caret { animation: pa-blink 1s steps(1) infinite; }
+@keyframes pa-blink { 50% { opacity: 0; } }
+.pa-browser h3 { margin: .8rem 0 .3rem; }
+.pa-doc { border: 1px solid var(--border-color-primary); border-radius: 8px; padding: .4rem .7rem; margin: .35rem 0; }
+.pa-doc > summary { cursor: pointer; }
+.pa-doc-title { font-weight: 600; }
+.pa-doc-sub { font-size: .85em; color: var(--body-text-color-subdued); margin-left: 1.2rem; }
+.pa-count { font-size: .85em; color: var(--body-text-color-subdued); }
+.pa-tree, .pa-tree ul { list-style: none; padding-left: 1.1rem; margin: .1rem 0; }
+.pa-tree summary { cursor: pointer; }
+.pa-leaf { margin: .1rem 0; }
+.pa-badge { font-size: .78em; padding: .05rem .45rem; border-radius: 999px; margin-left: .3rem; white-space: nowrap; }
+.pa-badge-draft { background: #fff1d6; color: #8a5a00; }
+.pa-badge-old { background: #fde7e5; color: #9b1c13; }
+.pa-badge-ok { background: #e3f4e8; color: #1d6b34; }
+.pa-badge-na { background: #eceff1; color: #455a64; }
+#pa-viewer-backdrop { position: fixed; inset: 0; background: rgba(0,0,0,.35); z-index: 1000; display: none; }
+#pa-viewer { position: fixed; top: 6vh; left: 50%; transform: translateX(-50%); width: min(760px, 94vw);
+             max-height: 86vh; overflow: auto; background: #fff; color: #1f1f1f; z-index: 1001; display: none;
+             border-radius: 10px; box-shadow: 0 10px 40px rgba(0,0,0,.3); padding: 1rem 1.2rem; font-size: 1rem;
+             line-height: 1.75; }
+#pa-viewer .pa-v-head { display: flex; justify-content: space-between; align-items: flex-start; gap: 1rem; }
+#pa-viewer .pa-v-doc { font-weight: 700; font-size: 1.08rem; }
+#pa-viewer .pa-v-path { color: #555; margin: .2rem 0 .6rem; }
+#pa-viewer .pa-v-text { font-size: 1.05rem; padding: .6rem .8rem; background: #fafafa; border-radius: 6px;
+                        border-left: 4px solid #b3261e; white-space: pre-wrap; }
+#pa-viewer mark { background: #ffe58a; padding: 0 .1em; }
+#pa-viewer .pa-v-nb { color: #555; font-size: .93rem; margin: .5rem 0; }
+#pa-viewer .pa-v-id { color: #888; font-size: .8rem; margin-top: .6rem; font-family: monospace; }
+#pa-viewer .pa-v-close { border: none; background: #eee; border-radius: 6px; font-size: 1.1rem; cursor: pointer;
+                         padding: .1rem .6rem; }
+"""
+
+# Opens the clause viewer for any link with data-clause or href="#clause=…" anywhere on the page.
+UI_JS = r"""
+() => {
+  if (window.__paViewer) return;
+  window.__paViewer = true;
+  const esc = (s) => String(s ?? "").replace(/[&<>"']/g, (c) => ({"&": "&amp;", "<": "&lt;", ">": "&gt;",
+    '"': "&quot;", "'": "&#39;"}[c]));
+  const backdrop = document.createElement("div");
+  backdrop.id = "pa-viewer-backdrop";
+  const box = document.createElement("div");
+  box.id = "pa-viewer";
+  box.setAttribute("role", "dialog");
+  box.setAttribute("aria-modal", "true");
+  document.body.appendChild(backdrop);
+  document.body.appendChild(box);
+  const close = () => { box.style.display = "none"; backdrop.style.display = "none"; };
+  backdrop.addEventListener("click", close);
+  document.addEventListener("keydown", (e) => { if (e.key === "Escape") close(); });
+  const base = window.location.href.split("#")[0].split("?")[0].replace(/[^/]*$/, "");
+  const highlight = (text, quote) => {
+    const ranges = [];
+    for (const frag of String(quote || "").split(/…|\.\.\.|\n/)) {
+      const f = frag.trim();
+      if (f.length < 2) continue;
+      const i = text.indexOf(f);
+      if (i >= 0) ranges.push([i, i + f.length]);
+    }
+    ranges.sort((a, b) => a[0] - b[0]);
+    let out = "", pos = 0;
+    for (const [s, e] of ranges) {
+      if (s < pos) continue;
+      out += esc(text.slice(pos, s)) + "<mark>" + esc(text.slice(s, e)) + "</mark>";
+      pos = e;
+    }
+    return out + esc(text.slice(pos));
+  };
+  const neighbour = (c, word) => c ? `<div class="pa-v-nb">${word}：<a class="pa-cite" href="#" data-clause="${esc(c.clause_id)}">[${esc(c.label)}]</a> ${esc(c.text.length > 120 ? c.text.slice(0, 119) + "…" : c.text)}</div>` : "";
+  const open = async (id, quote) => {
+    box.innerHTML = `<div class="pa-v-head"><div>正在加载 ${esc(id)} …</div><button class="pa-v-close" aria-label="关闭">×</button></div>`;
+    box.style.display = "block"; backdrop.style.display = "block";
+    box.querySelector(".pa-v-close").addEventListener("click", close);
+    let c;
+    try {
+      const r = await fetch(base + "api/clauses/" + id.split("/").map(encodeURIComponent).join("/"));
+      c = await r.json();
+      if (!r.ok) throw new Error(c.detail || r.status);
+    } catch (err) {
+      box.querySelector(".pa-v-head div").textContent = "无法打开条款 " + id + "：" + err.message;
+      return;
+    }
+    box.innerHTML = `<div class="pa-v-head"><div><div class="pa-v-doc">《${esc(c.doc_title)}》 <span class="pa-badge">${esc(c.status)}</span></div>
+      <div class="pa-v-path">${esc(c.path)}${c.path && c.path.endsWith(c.label) ? "" : " · " + esc(c.label)}</div></div>
+      <button class="pa-v-close" aria-label="关闭">×</button></div>
+      ${neighbour(c.previous, "上一条")}
+      <div class="pa-v-text" data-clause-id="${esc(c.clause_id)}">${highlight(c.text, quote)}</div>
+      ${neighbour(c.next, "下一条")}
+      <div class="pa-v-id">${esc(c.clause_id)}</div>`;
+    box.querySelector(".pa-v-close").addEventListener("click", close);
+    box.scrollTop = 0;
+  };
+  window.paOpenClause = open;
+  document.addEventListener("click", (ev) => {
+    const a = ev.target.closest ? ev.target.closest("a[data-clause], a[href^='#clause=']") : null;
+    if (!a) return;
+    ev.preventDefault();
+    ev.stopPropagation();
+    let id = a.getAttribute("data-clause"), quote = a.getAttribute("data-quote") || "";
+    if (!id) {
+      const p = new URLSearchParams(a.getAttribute("href").slice(1));
+      id = p.get("clause"); quote = p.get("q") || "";
+    }
+    if (id) open(id, quote);
+  }, true);
+}
+"""
+
+UI_HEAD = '<meta name="viewport" content="width=device-width, initial-scale=1">'
+
+History = list[list[str]]
+
+
+def _check_token(assistant: PolicyAssistant, token: str | None) -> str | None:
+    """An error message, or None when ``token`` is the admin token."""
+    expected = assistant.settings.admin_token
+    if not expected:
+        return "写入已禁用：服务器未设置 ADMIN_TOKEN。"
+    if not token:
+        return "请输入管理员令牌。"
+    if not secrets.compare_digest(token.encode(), expected.encode()):
+        return "管理员令牌错误。"
+    return None
+
+
+def _example_text(evt: gr.SelectData) -> str:
+    value = evt.value
+    return str(value.get("text", "")) if isinstance(value, dict) else str(value or "")
+
+
+def build_ui(assistant: PolicyAssistant) -> gr.Blocks:
+    """The chat page's Blocks; the caller supplies theme/css/js when mounting or launching."""
+
+    def browser() -> str:
+        docs = []
+        for info in assistant.documents():
+            try:
+                docs.append(assistant.document(info.meta.doc_id))
+            except NotFoundError:  # deleted meanwhile
+                continue
+        return browser_html(docs)
+
+    def doc_choices() -> list[tuple[str, str]]:
+        return [(f"{d.meta.title}（{d.meta.doc_id}）", d.meta.doc_id) for d in assistant.documents()]
+
+    def respond(message: str, chat: list[dict[str, Any]], history: History) -> Iterator[tuple[Any, ...]]:
+        message = (message or "").strip()
+        chat = list(chat or [])
+        history = list(history or [])
+        if not message:
+            yield gr.update(), chat, history
+            return
+        chat.append({"role": "user", "content": esc(message)})
+        chat.append({"role": "assistant", "content": streaming_html("")})
+        yield "", chat, history
+        text = ""
+        try:
+            for event in assistant.ask_stream(message, [(q, a) for q, a in history]):
+                if event["type"] == "token":
+                    text += event["text"]
+                    chat[-1] = {"role": "assistant", "content": streaming_html(text)}
+                    yield "", chat, history
+                elif event["type"] == "answer":
+                    answer = event["answer"]
+                    chat[-1] = {"role": "assistant", "content": answer_html(answer)}
+                    history.append([message, answer.answer])
+        except (InputError, ValueError) as exc:
+            chat[-1] = {"role": "assistant", "content": error_html(f"无法回答：{exc}")}
+        yield "", chat, history
+
+    def upload(token: str, path: str | None, doc_id: str, title: str, status: str, issuer: str, date: str,
+               wenhao: str) -> tuple[str, str, Any]:
+        error = _check_token(assistant, token)
+        if error:
+            return f"❌ {error}", gr.update(), gr.update()
+        if not path:
+            return "❌ 请选择要上传的文件。", gr.update(), gr.update()
+        file = Path(path)
+        if file.stat().st_size > assistant.settings.max_upload_bytes:
+            return f"❌ 文件超过上限 {assistant.settings.max_upload_bytes} 字节。", gr.update(), gr.update()
+        try:
+            parsed, changed = assistant.ingest_bytes(file.read_bytes(), file.name, doc_id=doc_id, title=title,
+                                                     status=status, issuer=issuer, date=date, wenhao=wenhao)
+        except (InputError, LoaderError, ValueError) as exc:
+            return f"❌ 上传失败（语料未改变）：{exc}", gr.update(), gr.update()
+        state = "已添加/替换" if changed else "内容未变化"
+        return (f"✅ {parsed.meta.doc_id}：{len(parsed.clauses)} 个条款（{state}）", browser(),
+                gr.update(choices=doc_choices()))
+
+    def delete(token: str, doc_id: str | None) -> tuple[str, str, Any]:
+        error = _check_token(assistant, token)
+        if error:
+            return f"❌ {error}", gr.update(), gr.update()
+        if not doc_id:
+            return "❌ 请选择要删除的文件。", gr.update(), gr.update()
+        try:
+            assistant.delete_document(doc_id)
+        except NotFoundError as exc:
+            return f"❌ {exc}", gr.update(), gr.update()
+        return f"✅ 已删除 {doc_id}", browser(), gr.update(choices=doc_choices(), value=None)
+
+    with gr.Blocks(title="福州服务业扩大开放政策助手") as demo:
+        gr.HTML('<div id="pa-header"><h1>福州服务业扩大开放 · 政策助手</h1>'
+                '<p>依据《福州市服务业扩大开放综合试点工作实施方案（征求意见稿）》及13部国家法律法规作答；'
+                '每个结论都注明出处，点击红色标注即可查看条款原文。找不到依据时会明确说明。</p></div>')
+        with gr.Tabs():
+            with gr.Tab("问答", id="chat"):
+                chatbot = gr.Chatbot(
+                    elem_id="pa-chat", height="62vh", show_label=False, feedback_options=None,
+                    placeholder="**请提问**：关于福州服务业扩大开放试点方案及相关法律法规的问题，中英文均可。",
+                    examples=[{"text": q} for q in EXAMPLES], buttons=["copy"])
+                history = gr.State([])
+                with gr.Row():
+                    box = gr.Textbox(elem_id="pa-question", show_label=False, scale=8, max_lines=4, autofocus=True,
+                                     placeholder="输入问题，例如：外国医生能在福州开诊所吗？（Enter 发送）")
+                    send = gr.Button("发送", variant="primary", elem_id="pa-send", scale=1, min_width=80)
+                    clear = gr.Button("新对话", elem_id="pa-clear", scale=1, min_width=80)
+            with gr.Tab("文件浏览", id="browse"):
+                gr.Markdown("点击条款查看全文。状态：**征求意见稿**＝尚未定稿；**非最新修订**＝所收文本不是最新版本。")
+                refresh = gr.Button("刷新", size="sm")
+                tree = gr.HTML(browser, elem_id="pa-browser")
+            with gr.Tab("管理", id="admin"):
+                gr.Markdown("上传或删除文件会改变检索语料，需要管理员令牌（服务器环境变量 `ADMIN_TOKEN`）。")
+                token = gr.Textbox(label="管理员令牌", type="password", elem_id="pa-token")
+                with gr.Row():
+                    with gr.Column():
+                        file = gr.File(label="文件（.txt .md .docx .pdf .html）", type="filepath",
+                                       file_types=[".txt", ".md", ".docx", ".pdf", ".html", ".htm"])
+                        with gr.Row():
+                            f_doc = gr.Textbox(label="文件 ID（可选）")
+                            f_title = gr.Textbox(label="标题")
+                        with gr.Row():
+                            f_status = gr.Textbox(label="状态", placeholder="现行 / 征求意见稿 / 非最新修订…")
+                            f_wenhao = gr.Textbox(label="文号")
+                        with gr.Row():
+                            f_issuer = gr.Textbox(label="发文机关")
+                            f_date = gr.Textbox(label="日期")
+                        up = gr.Button("上传", variant="primary")
+                    with gr.Column():
+                        victim = gr.Dropdown(label="删除文件", choices=doc_choices(), value=None)
+                        rm = gr.Button("删除", variant="stop")
+                result = gr.Markdown(elem_id="pa-admin-result")
+
+        submit = {"fn": respond, "inputs": [box, chatbot, history], "outputs": [box, chatbot, history],
+                  "api_visibility": "private"}
+        box.submit(**submit)
+        send.click(**submit)
+        chatbot.example_select(_example_text, None, box, api_visibility="private").then(**submit)
+        clear.click(lambda: ("", [], []), None, [box, chatbot, history], api_visibility="private")
+        refresh.click(browser, None, tree, api_visibility="private")
+        up.click(upload, [token, file, f_doc, f_title, f_status, f_issuer, f_date, f_wenhao], [result, tree, victim],
+                 api_visibility="private")
+        rm.click(delete, [token, victim], [result, tree, victim], api_visibility="private")
+        demo.load(lambda: gr.update(choices=doc_choices()), None, victim, api_visibility="private")
+    return demo
