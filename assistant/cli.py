@@ -293,6 +293,36 @@ def _add_eval() -> None:
 _add_eval()
 
 
+@app.command()
+def serve(host: Optional[str] = typer.Option(None, help="Interface to listen on (default: HOST or 127.0.0.1)."),
+          port: Optional[int] = typer.Option(None, help="Port (default: PORT or 7860).")) -> None:
+    """Start the web app: the chat page at / and the REST API under /api (docs at /docs)."""
+    import uvicorn
+
+    from assistant.api import create_app
+
+    assistant = _assistant()
+    host = host or assistant.settings.host
+    port = port or assistant.settings.port
+    web = create_app(assistant)
+    shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+    typer.echo(f"policy assistant: {len(assistant.documents())} documents indexed; "
+               f"open http://{shown}:{port}/  (API docs: http://{shown}:{port}/docs)", err=True)
+    uvicorn.run(web, host=host, port=port, log_level="warning")
+
+
+def _add_eval() -> None:
+    """``policy-assistant eval …`` (see :mod:`eval.cli`); absent when the eval package is not installed."""
+    try:
+        from eval.cli import eval_app
+    except ImportError:
+        return
+    app.add_typer(eval_app, name="eval")
+
+
+_add_eval()
+
+
 def main() -> None:
     app()
 
