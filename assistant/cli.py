@@ -311,18 +311,6 @@ def serve(host: Optional[str] = typer.Option(None, help="Interface to listen on 
     uvicorn.run(web, host=host, port=port, log_level="warning")
 
 
-def _add_eval() -> None:
-    """``policy-assistant eval …`` (see :mod:`eval.cli`); absent when the eval package is not installed."""
-    try:
-        from eval.cli import eval_app
-    except ImportError:
-        return
-    app.add_typer(eval_app, name="eval")
-
-
-_add_eval()
-
-
 def main() -> None:
     app()
 
