@@ -22,6 +22,7 @@ eval_app = typer.Typer(add_completion=False, invoke_without_command=True,
                        help="Evaluate retrieval, citations and refusals against gold clauses.")
 
 DEFAULT_OUT = Path("eval/out")
+JUDGE_MODELS = ("use-m3", "use", "usem3")
 
 
 def _fail(message: str, code: int = 2) -> None:
@@ -79,7 +80,11 @@ def run(ctx: typer.Context,
         if built and not quiet:
             typer.echo(f"built the index from the shipped corpus ({built} documents)", err=True)
         backend = InProcessBackend(assistant)
-    judge = assistant.judge  # the support judge needs only the embedding model, also for an endpoint
+    # The support judge needs only an embedding model (also for an endpoint). It always uses use-m3, the model
+    # its threshold and cosine range were calibrated with, so that configurations are judged alike.
+    judge_assistant = assistant if assistant.settings.embedding_model in JUDGE_MODELS else \
+        PolicyAssistant(Settings(**{**overrides, "embedding_model": "use-m3"}))
+    judge = judge_assistant.judge
 
     def progress(n: int, total: int, rec: dict[str, Any]) -> None:
         if not quiet and (n % 20 == 0 or n == total):
@@ -87,12 +92,13 @@ def run(ctx: typer.Context,
 
     t0 = time.perf_counter()
     try:
-        report = run_eval(items, backend, judge=judge, dataset=str(path), progress=progress)
+        report = run_eval(items, backend, judge=judge, dataset=_shown(path), progress=progress)
     except Exception as exc:  # an unreachable endpoint, a server error: one line, no traceback
         if endpoint:
             _fail(f"{endpoint}: {exc}")
         raise
     report["config"]["wall_time_s"] = round(time.perf_counter() - t0, 1)
+    report["config"]["support_judge_model"] = judge_assistant.settings.embedding_model
     report["support_agreement"] = {k: v for k, v in support_agreement(judge, load_support_labels()).items()
                                    if k != "disagreements"}
     if report["gold_problems"]:
@@ -147,3 +153,11 @@ def check(report: Path = typer.Argument(..., help="report.json or its folder"),
         typer.echo("baseline check FAILED", err=True)
         raise typer.Exit(1)
     typer.echo("baseline check passed")
+
+
+def _shown(path: Path) -> str:
+    """``path`` relative to the working folder when it lies inside it."""
+    try:
+        return str(Path(path).resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)

@@ -11,8 +11,9 @@ see :mod:`eval.dataset`):
   the gold units covered by the top 10, and share of those questions whose whole gold set is.
 
 Citations, following ALCE (Gao et al. 2023), over the answers that were not refusals. The
-answer is split into *statements*: each line, cut after every group of ``[label]`` citation
-markers; a marker-less piece ending in a colon is a heading and is skipped. With the support
+answer is split into *statements*: cut after every group of ``[label]`` citation markers and at
+line breaks outside quotation marks (a quoted clause may span lines); a marker-less piece ending
+in a colon is a heading and is skipped. With the support
 judge (:mod:`assistant.support`) judging a statement against the text of its cited clauses:
 
 * ``citation_recall``: share of statements whose cited clauses support them (uncited: 0);
@@ -94,25 +95,41 @@ class Statement:
     labels: list[str] = field(default_factory=list)
 
 
+def _lines_outside_quotes(text: str) -> list[str]:
+    """Split at line breaks that are not inside a 「」/『』/“” quotation (a quoted clause may span lines)."""
+    out, cur, depth = [], [], 0
+    for ch in text:
+        if ch in "「『“":
+            depth += 1
+        elif ch in "」』”" and depth:
+            depth -= 1
+        if ch == "\n" and depth == 0:
+            out.append("".join(cur))
+            cur = []
+        else:
+            cur.append(ch)
+    out.append("".join(cur))
+    return out
+
+
 def split_statements(answer: str) -> list[Statement]:
     """Split an answer into statements (see the module docstring).
 
-    >>> [(s.text, s.labels) for s in split_statements("根据现有条款：\\n1. 甲。[A]乙。[B][C]")]
-    [('1. 甲。', ['A']), ('乙。', ['B', 'C'])]
+    >>> [(s.text, s.labels) for s in split_statements("根据现有条款：\\n1. 甲。[A]乙。[B][C]\\n2. 「丙\\n丁」[D]")]
+    [('1. 甲。', ['A']), ('乙。', ['B', 'C']), ('2. 「丙\\n丁」', ['D'])]
     """
     out: list[Statement] = []
-    for line in answer.splitlines():
-        parts = _MARKERS.split(line)
-        # parts alternate: text, marker group, text, marker group, …, text
-        for i in range(0, len(parts), 2):
-            text = parts[i].strip()
-            labels = _MARKER.findall(parts[i + 1]) if i + 1 < len(parts) else []
-            content = re.sub(r"[\W_]+", "", text)
-            if not content:
-                continue
-            if not labels and re.search(r"[:：]\s*$", text):
+    parts = _MARKERS.split(answer)
+    # parts alternate: text, marker group, text, marker group, …, text
+    for i in range(0, len(parts), 2):
+        labels = _MARKER.findall(parts[i + 1]) if i + 1 < len(parts) else []
+        lines = [ln.strip() for ln in _lines_outside_quotes(parts[i])]
+        lines = [ln for ln in lines if re.sub(r"[\W_]+", "", ln)]
+        for j, text in enumerate(lines):
+            mine = labels if j == len(lines) - 1 else []
+            if not mine and re.search(r"[:：]\s*$", text):
                 continue  # a heading such as "根据现有条款："
-            out.append(Statement(text=text, labels=labels))
+            out.append(Statement(text=text, labels=mine))
     return out
 
 
