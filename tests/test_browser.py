@@ -1,0 +1,145 @@
+"""The chat page in a real browser: Debian's chromium, headless, driven by Playwright (Python).
+
+The test starts the real app (FastAPI + Gradio, uvicorn) on a free local port over the shared index,
+asks a question, waits for the streamed answer, clicks a citation and checks the clause viewer shows
+the clause text. It fails if the page tries to reach any host other than the local server.
+Screenshot: ``$SCREENSHOT_PATH`` if set, else in the test's temp folder.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from assistant.service import PolicyAssistant
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                 "--disable-dev-shm-usage"]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def server(built_assistant: PolicyAssistant) -> Iterator[str]:
+    import uvicorn
+
+    from assistant.api import create_app
+
+    port = _free_port()
+    config = uvicorn.Config(create_app(built_assistant), host="127.0.0.1", port=port, log_level="warning")
+    srv = uvicorn.Server(config)
+    thread = threading.Thread(target=srv.run, daemon=True)
+    thread.start()
+    started = threading.Event()
+
+    def wait_started() -> None:
+        while not srv.started and thread.is_alive():
+            started.wait(0.05)
+
+    waiter = threading.Thread(target=wait_started)
+    waiter.start()
+    waiter.join(120)
+    assert srv.started, "uvicorn did not start"
+    yield f"http://127.0.0.1:{port}"
+    srv.should_exit = True
+    thread.join(30)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    if not Path(CHROMIUM).exists() and not shutil.which("chromium"):
+        pytest.fail(f"chromium not found at {CHROMIUM}: apt-get install -y chromium (.ci/run does this)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM if Path(CHROMIUM).exists() else shutil.which("chromium"),
+                              args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+def test_ask_click_citation_and_see_the_clause(server: str, browser, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    page = browser.new_page(viewport={"width": 1366, "height": 900}, locale="zh-CN")
+    outside: list[str] = []
+    local = server.rstrip("/")
+
+    def watch(request) -> None:  # type: ignore[no-untyped-def]
+        if not request.url.startswith((local, "data:", "blob:")):
+            outside.append(request.url)
+
+    page.on("request", watch)
+    page.goto(local + "/", wait_until="domcontentloaded")
+    # The empty chat offers example questions in Chinese and English.
+    page.get_by_text("市服开办设在哪里？").first.wait_for(timeout=60_000)
+    assert page.get_by_text("Can foreign doctors open clinics in Fuzhou?").count() >= 1
+
+    box = page.locator("#pa-question textarea")
+    box.fill("市服开办设在哪里？")
+    box.press("Enter")
+    answer = page.locator("#pa-chat .pa-answer:not(.pa-streaming)").last
+    answer.wait_for(timeout=60_000)
+    assert "市商务局" in answer.inner_text()
+
+    marker = page.locator("#pa-chat .pa-answer a.pa-cite").first
+    label = marker.inner_text()
+    assert label.startswith("[") and label.endswith("]")
+    marker.click()
+    viewer = page.locator("#pa-viewer .pa-v-text")
+    viewer.wait_for(state="visible", timeout=30_000)
+    assert "设在市商务局" in viewer.inner_text()
+    assert "设在市商务局" in page.locator("#pa-viewer mark").first.inner_text()
+    head = page.locator("#pa-viewer .pa-v-doc").inner_text()
+    assert "福州市服务业扩大开放综合试点工作实施方案" in head and "征求意见稿" in head
+    assert "五、保障措施" in page.locator("#pa-viewer .pa-v-path").inner_text()
+    assert page.locator("#pa-viewer .pa-v-nb").count() >= 1  # a neighbouring clause
+
+    shot = Path(os.environ.get("SCREENSHOT_PATH") or tmp_path / "chat-with-citation.png")
+    shot.parent.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(shot))
+    assert shot.stat().st_size > 10_000
+
+    # Close the viewer; a follow-up uses the history; an off-topic question is a styled refusal.
+    page.keyboard.press("Escape")
+    viewer.wait_for(state="hidden", timeout=10_000)
+    box.fill("火星移民的签证政策是什么？")
+    box.press("Enter")
+    refusal = page.locator("#pa-chat .pa-refusal").last
+    refusal.wait_for(timeout=60_000)
+    assert "未找到可依据的条款" in refusal.inner_text()
+    assert refusal.locator("a.pa-cite").count() >= 1
+    assert outside == [], f"the page reached outside the server: {outside}"
+    page.close()
+
+
+def test_document_browser_opens_a_clause(server: str, browser) -> None:  # type: ignore[no-untyped-def]
+    page = browser.new_page(viewport={"width": 1366, "height": 900})
+    page.goto(server + "/", wait_until="domcontentloaded")
+    page.get_by_role("tab", name="文件浏览").click()
+    plan = page.locator('#pa-browser details.pa-doc[data-doc="fz-plan"]')
+    plan.wait_for(timeout=60_000)
+    assert "征求意见稿" in plan.locator("summary").first.inner_text()
+    plan.locator("summary").first.click()
+    section = plan.locator("summary", has_text="三、重点工作").first
+    section.click()
+    plan.locator("summary", has_text="（一）支持电信服务及相关数字产业开放发展").first.click()
+    plan.locator('a.pa-cite[data-clause="fz-plan/三/（一）/3"]').click()
+    viewer = page.locator("#pa-viewer .pa-v-text")
+    viewer.wait_for(state="visible", timeout=30_000)
+    assert viewer.inner_text().strip() == "放宽增值电信业务外资准入。"
+    old = page.locator('#pa-browser details.pa-doc[data-doc="cybersecurity-law"] summary').first
+    assert "非最新修订" in old.inner_text()
+    page.close()
