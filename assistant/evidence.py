@@ -4,8 +4,8 @@ For a Chinese question the score is the best, over the top hits, of
 ``0.6 · coverage + 0.4 · dense``, where *coverage* is the share of the question's topic
 words (jieba words without question words, weighted by IDF over the clauses; a word the
 corpus never contains weighs the most) that occur in the clause, and *dense* is the
-clause's embedding cosine with the question. For an English question only the best dense
-cosine counts (Chinese word overlap means nothing there).
+clause's embedding cosine with the question. An English question's topic words are the
+Chinese glossary terms of its domain words (:mod:`retrieval.glossary`).
 
 A question whose score is below the threshold of its language is refused. The default
 thresholds were calibrated on ``eval/datasets/calibration.jsonl`` (never on the dev set),
@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import re
 
-from assistant.text import content_terms, coverage, idf_weights
+from assistant.text import content_terms, coverage, detect_lang, idf_weights
+from retrieval.glossary import expand_query
 from retrieval.retriever import Hit, HybridRetriever
 
 #: Words that name the kind of answer wanted, not its topic.
@@ -28,13 +29,22 @@ META_WORDS = frozenset({"任务", "举措", "措施", "方案", "政策", "条�
 QUANTITY_DEPTH = 1
 
 #: Calibrated defaults (README: "Refusal threshold").
-DEFAULT_THRESHOLD_ZH = 0.30
-DEFAULT_THRESHOLD_EN = 0.306
+DEFAULT_THRESHOLD_ZH = 0.25
+DEFAULT_THRESHOLD_EN = 0.25
 
 
 _ASKS_QUANTITY = re.compile(r"多少|(?<!哪)几[个年天日条项次倍种类家名位]|多长|多久|多大|比例|百分之|how (much|many|long)|what percentage|"
                             r"what share|what proportion|what is the (minimum|maximum|cap)", re.IGNORECASE)
 _QUANTITY = re.compile(r"(\d+(\.\d+)?|[零一二两三四五六七八九十百千万]+)\s*(%|％|万亿|亿|万|元|日|天|年|个|月|项|人|小时|倍|类|次|家|种|条|周|工作日|以上|以下|以内)")
+
+
+def question_terms(question: str, keep_meta: bool = False) -> list[str]:
+    """Topic words of a question; an English question's are its Chinese glossary terms."""
+    if detect_lang(question) == "en":
+        acronyms = re.findall(r"\b[A-Z][A-Z0-9]{1,9}\b", question)  # CPMS, QFLP, DEPA
+        return [*expand_query(question).lower().split(), *(a.lower() for a in acronyms)]
+    terms = content_terms(question)
+    return terms if keep_meta else [t for t in terms if t not in META_WORDS]
 
 
 def asks_quantity(question: str) -> bool:
@@ -83,8 +93,7 @@ class EvidenceScorer:
 
     def features(self, question: str, hits: list[Hit]) -> list[tuple[float, float]]:
         """``(coverage, dense)`` of each of the top hits (meta words such as 任务/举措 do not count)."""
-        terms = [t for t in content_terms(question) if t not in META_WORDS] or content_terms(question)
-        weights = self.weights(terms)
+        weights = self.weights(question_terms(question) or question_terms(question, keep_meta=True))
         return [(self.coverage(weights, h.clause.text), h.dense or 0.0) for h in hits[: self.top_n]]
 
     def score(self, question: str, hits: list[Hit], lang: str) -> float:
@@ -94,6 +103,4 @@ class EvidenceScorer:
             return 0.0
         if asks_quantity(question) and not any(states_quantity(h.clause.text) for h in hits[:QUANTITY_DEPTH]):
             return 0.0
-        if lang == "en":
-            return max(d for _, d in feats)
         return max(0.6 * c + 0.4 * d for c, d in feats)

@@ -21,9 +21,9 @@ import re
 from dataclasses import dataclass
 
 from assistant.conversation import Condensed, Condenser, History
-from assistant.evidence import META_WORDS, EvidenceScorer
+from assistant.evidence import META_WORDS, EvidenceScorer, question_terms
 from assistant.models import Answer, Citation
-from assistant.text import content_terms, detect_lang, split_sentences
+from assistant.text import detect_lang, split_sentences
 from corpus.models import Clause
 from corpus.numbering import cn_to_int, int_to_cn
 from retrieval.fusion import reciprocal_rank_fusion
@@ -103,7 +103,7 @@ class ExtractiveAnswerer:
         """Re-order the top hits by fused score plus the IDF-weighted share of question words they contain."""
         if not hits or RERANK_WEIGHT <= 0:
             return hits
-        weights = self.evidence.weights([t for t in content_terms(question) if t not in META_WORDS])
+        weights = self.evidence.weights(question_terms(question))
         if not weights:
             return hits
         top = hits[0].score or 1.0
@@ -166,7 +166,7 @@ class ExtractiveAnswerer:
         return Answer(answer=self._list_text(r.lang, citations, is_set=False), citations=citations, **base)
 
     def _terms(self, r: Retrieved) -> list[str]:
-        return content_terms(r.condensed.core)
+        return question_terms(r.condensed.core, keep_meta=True)
 
     def _best_clauses(self, r: Retrieved) -> list[Clause]:
         weights = self.evidence.weights(self._terms(r))

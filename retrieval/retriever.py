@@ -9,6 +9,7 @@ Usage::
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -17,10 +18,21 @@ from pydantic import BaseModel
 
 from corpus.models import Clause
 from retrieval.fusion import reciprocal_rank_fusion
+from retrieval.glossary import expand_query
 from retrieval.lexical import LexicalIndex
 from retrieval.store import ClauseStore, StoredDocument
 
 MODES = ("hybrid", "dense", "lexical")
+
+_LATIN = re.compile(r"[A-Za-z]")
+_CJK = re.compile(r"[\u3400-\u9fff]")
+
+
+def lexical_query(query: str) -> str:
+    """The text BM25 sees: an English query gets the Chinese glossary terms of its domain words."""
+    if len(_LATIN.findall(query)) > 2 * len(_CJK.findall(query)):
+        return f"{query} {expand_query(query)}"
+    return query
 
 
 class Hit(BaseModel):
@@ -152,7 +164,7 @@ class HybridRetriever:
             lists.append(ranking)
         if self.mode in ("hybrid", "lexical"):
             ranking = []
-            for i, score in snap.lexical.run(query, k=len(snap.clauses)):
+            for i, score in snap.lexical.run(lexical_query(query), k=len(snap.clauses)):
                 if keep(i) and snap.clauses[i].doc_id in allowed:
                     lexical.setdefault(i, score)
                     ranking.append(str(i))
@@ -187,7 +199,7 @@ class HybridRetriever:
         lexical: dict[int, float] = {}
         lexical_rank: list[str] = []
         if self.mode in ("hybrid", "lexical"):
-            for i, score in snap.lexical.run(query, k=len(snap.clauses)):
+            for i, score in snap.lexical.run(lexical_query(query), k=len(snap.clauses)):
                 if keep(i):
                     lexical[i] = score
                     lexical_rank.append(str(i))
