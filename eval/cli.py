@@ -7,6 +7,7 @@ Usage::
     policy-assistant eval --endpoint http://127.0.0.1:7860   # the same set through the HTTP API
     policy-assistant eval compare eval/out/a eval/out/b
     policy-assistant eval check eval/out/report.json         # fails when below the baseline
+    policy-assistant eval validate my.jsonl                  # format + every gold exists in the corpus
 """
 
 from __future__ import annotations
@@ -161,3 +162,31 @@ def _shown(path: Path) -> str:
         return str(Path(path).resolve().relative_to(Path.cwd().resolve()))
     except ValueError:
         return str(path)
+
+
+@eval_app.command()
+def validate(dataset: Path = typer.Argument(..., help="JSONL dataset"),
+             index: bool = typer.Option(False, help="Check against the built index instead of the shipped texts.")) -> None:
+    """Check a dataset's format and list every gold id or quote that exists nowhere in the corpus."""
+    from eval.dataset import DatasetError, assistant_clauses, load_dataset, shipped_clauses
+    from eval.dataset import validate as check
+
+    try:
+        items = load_dataset(dataset)
+    except DatasetError as exc:
+        _fail(str(exc))
+    if index:
+        from assistant.service import PolicyAssistant
+        from assistant.settings import Settings
+
+        assistant = PolicyAssistant(Settings())
+        assistant.ensure_index()
+        clauses = assistant_clauses(assistant)
+    else:
+        clauses = shipped_clauses()
+    problems = check(items, clauses)
+    for p in problems:
+        typer.echo(p)
+    typer.echo(f"{len(items)} questions, {len(problems)} gold units missing from the corpus ({len(clauses)} clauses)")
+    if problems:
+        raise typer.Exit(1)

@@ -225,3 +225,19 @@ def test_agreement_and_kappa() -> None:
     out = _agreement([True, True, False, False], [True, False, False, False])
     assert out["accuracy"] == 0.75 and out["precision"] == 0.5 and out["recall"] == 1.0
     assert out["kappa"] == pytest.approx(0.5)
+
+
+def test_cli_validate_lists_missing_gold_and_fails(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from assistant.cli import app
+
+    runner = CliRunner()
+    ok = runner.invoke(app, ["eval", "validate", str(DEV)])
+    assert ok.exit_code == 0 and "0 gold units missing" in ok.output
+    bad = _write(tmp_path, [{"id": "x", "question": "q", "gold_quotes": ["不存在的引文"]}])
+    res = runner.invoke(app, ["eval", "validate", str(bad)])
+    assert res.exit_code == 1 and "x: gold quote '不存在的引文' is in no clause" in res.output
+    broken = _write(tmp_path, ["{"])
+    res = runner.invoke(app, ["eval", "validate", str(broken)])
+    assert res.exit_code == 2 and "not JSON" in res.output
