@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from assistant.conversation import Condensed, Condenser, History
 from assistant.evidence import META_WORDS, EvidenceScorer, question_terms
 from assistant.models import Answer, Citation
-from assistant.text import detect_lang, split_sentences
+from assistant.text import detect_lang
 from corpus.models import Clause
 from corpus.numbering import cn_to_int, int_to_cn
 from retrieval.fusion import reciprocal_rank_fusion
@@ -31,9 +31,11 @@ from retrieval.retriever import Hit, HybridRetriever
 
 _SET_QUESTION = re.compile(r"哪些|哪几|有什么|都有什么|列举|列出|清单|which|what are|list|what measures|what tasks",
                            re.IGNORECASE)
-_PLAN_INTENT = re.compile(r"方案|任务|举措|措施|试点|福州|榕|市服开办|专班|pilot|plan|measure|fuzhou", re.IGNORECASE)
+_PLAN_INTENT = re.compile(r"方案|任务|举措|措施|试点|福州|榕|市服开办|专班|pilot|plan|measure|task|fuzhou", re.IGNORECASE)
 _ARTICLE_REF = re.compile(r"第([零〇一二三四五六七八九十百两\d]+)条")
 
+
+_QUOTE_UNIT = re.compile(r"[^。；：\n]*[。；：\n]?")
 
 #: Weight of question-word coverage when re-ranking the top hits, and how many hits are re-ranked.
 RERANK_WEIGHT = 0.2
@@ -91,8 +93,13 @@ class ExtractiveAnswerer:
         if direct:
             ids = {c.clause_id for c in direct}
             hits = [Hit(clause=c, score=1.0, rank=0) for c in direct] + [h for h in hits if h.clause.clause_id not in ids]
-        support = 1.0 if direct else self.evidence.score(condensed.core if not condensed.is_followup
-                                                         else condensed.standalone, hits, lang)
+        if direct:
+            support = 1.0
+        elif condensed.is_followup:  # the follow-up alone ("那2026年呢") or with its context may carry the topic
+            support = max(self.evidence.score(condensed.core, hits, lang),
+                          self.evidence.score(condensed.standalone, hits, lang))
+        else:
+            support = self.evidence.score(condensed.core, hits, lang)
         refused = not direct and support < self.evidence.threshold(lang)
         for rank, hit in enumerate(hits, start=1):
             hit.rank = rank
@@ -189,10 +196,10 @@ class ExtractiveAnswerer:
     def _set_items(self, r: Retrieved) -> list[Clause]:
         terms = [t for t in self._terms(r) if t not in META_WORDS]
         snap = self.retriever.snapshot
-        plan_only = bool(_PLAN_INTENT.search(r.condensed.core)) and r.lang == "zh"
+        plan_only = bool(_PLAN_INTENT.search(r.condensed.core))
         plan_ids = {d for d, doc in snap.documents.items() if doc.meta.kind == "plan"}
-        if r.lang != "zh" or not terms:
-            # No usable topic words (e.g. English): the hits that score close to the best one.
+        if not terms:
+            # No usable topic words: the hits that score close to the best one.
             top = r.hits[0].score
             return [h.clause for h in r.hits[: self.max_set_items] if h.score >= 0.5 * top]
         pool = [c for c in snap.clauses if (not plan_only or c.doc_id in plan_ids) and c.kind != "item-title"]
@@ -204,25 +211,34 @@ class ExtractiveAnswerer:
         return matched[: self.max_set_items]
 
     def _quote(self, clause: Clause, r: Retrieved) -> str:
-        """The clause's sentences that match the question (the whole clause when short)."""
+        """The part of the clause that matches the question: an exact substring of its text.
+
+        A short clause is quoted whole; a long one is cut into sentences and 项 (at 。；： and line
+        ends) and the best window of up to two consecutive pieces is quoted.
+        """
         if len(clause.text) <= 120:
             return clause.text
-        sentences = split_sentences(clause.text.replace("\n", ""))
+        pieces = [p for p in _QUOTE_UNIT.findall(clause.text) if p.strip()]
+        if len(pieces) <= 1:
+            return clause.text
         weights = self.evidence.weights(self._terms(r))
-        scored = sorted(range(len(sentences)), key=lambda i: -self.evidence.coverage(weights, sentences[i]))
-        keep = sorted(scored[:2])
-        return "".join(sentences[i] for i in keep) or clause.text
+        if not weights:
+            return clause.text
+        windows = [(i, j) for i in range(len(pieces)) for j in (i + 1, i + 2) if j <= len(pieces)]
+        best = max(windows, key=lambda w: (round(self.evidence.coverage(weights, "".join(pieces[w[0]:w[1]])), 6),
+                                           -(w[1] - w[0]), -w[0]))
+        quote = "".join(pieces[best[0]:best[1]]).strip()
+        return quote if quote in clause.text else clause.text
 
     # ------------------------------------------------------------- wording
-    @staticmethod
-    def _list_text(lang: str, citations: list[Citation], is_set: bool) -> str:
+    def _list_text(self, lang: str, citations: list[Citation], is_set: bool) -> str:
         lines: list[str] = []
         if lang == "en":
             lead = ("The corpus lists the following relevant clauses (quoted in the original Chinese):"
                     if is_set or len(citations) > 1 else "The corpus addresses this in the following clause (quoted in the original Chinese):")
             lines.append(lead)
             for i, c in enumerate(citations, start=1):
-                lines.append(f"{i}. {c.doc_title}, {c.path}: 「{c.quote}」[{c.label}]")
+                lines.append(f"{i}. {self._english_title(c)}, {c.path}: 「{c.quote}」[{c.label}]")
         else:
             lead = (f"相关条款共{len(citations)}条：" if is_set else "根据现有条款：")
             lines.append(lead)
@@ -230,12 +246,15 @@ class ExtractiveAnswerer:
                 lines.append(f"{i}. 《{c.doc_title}》{c.path}：「{c.quote}」[{c.label}]")
         return "\n".join(lines)
 
-    @staticmethod
-    def _refusal_text(lang: str, nearest: list[Citation]) -> str:
+    def _english_title(self, c: Citation) -> str:
+        doc = self.retriever.snapshot.documents.get(c.doc_id)
+        return (doc.meta.title_en if doc and doc.meta.title_en else c.doc_title)
+
+    def _refusal_text(self, lang: str, nearest: list[Citation]) -> str:
         if lang == "en":
             head = ("The shipped corpus (the Fuzhou plan and 13 national laws and regulations) does not answer this "
                     "question. The nearest clauses, for reference only:")
-            items = [f"- {c.doc_title} {c.path}: {c.text[:80]}…" for c in nearest]
+            items = [f"- {self._english_title(c)}, {c.path}: {c.text[:80]}…" for c in nearest]
         else:
             head = "现有语料（福州实施方案及13部国家法律法规）中没有能回答该问题的条款。以下是最接近的条款，仅供参考："
             items = [f"- 《{c.doc_title}》{c.path}：{c.text[:80]}…" for c in nearest]
