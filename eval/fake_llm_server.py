@@ -11,6 +11,9 @@ It lets the generative mode be tested and evaluated end to end over real HTTP wi
 * A scripted :class:`Reply` can instead return an HTTP error status, or hold the response until
   an event is set (so a client's timeout fires), or return an empty completion.
 
+``--noise`` makes every echo carry the faults the verification must repair (a made-up clause id,
+uncited sentences, an unsupported claim citing a real clause).
+
 The echo is a plumbing check, not a language model: it shows what the verification, the
 fallback and the eval make of well-formed cited output; it says nothing about a real model.
 
@@ -70,8 +73,17 @@ def _content(message: dict[str, Any]) -> str:
     return str(content or "")
 
 
-def echo_reply(messages: list[dict[str, Any]], echo: int = 2) -> str:
-    """The default reply to ``messages`` (see the module docstring)."""
+#: what ``noise`` adds: a claim no clause makes
+NOISE_CLAIM = "该项政策将于2035年在全国所有城市全面推行"
+
+
+def echo_reply(messages: list[dict[str, Any]], echo: int = 2, noise: bool = False) -> str:
+    """The default reply to ``messages`` (see the module docstring).
+
+    With ``noise`` the reply has the faults verification must catch: the first clause's sentences
+    also cite a made-up id, the second clause's sentences cite nothing, and a final sentence
+    (:data:`NOISE_CLAIM`) that no clause supports cites the first clause.
+    """
     user = next((_content(m) for m in reversed(messages) if m.get("role") == "user"), "")
     if "<followup>" in user:
         from assistant.conversation import Condenser
@@ -86,7 +98,12 @@ def echo_reply(messages: list[dict[str, Any]], echo: int = 2) -> str:
         if not clauses:
             return "NO_ANSWER"
         lines = []
-        for clause_id, text in clauses[:echo]:
+        for n, (clause_id, text) in enumerate(clauses[:echo]):
+            cite = f"[{clause_id}]"
+            if noise and n == 0:
+                cite += f"[{clause_id}/99]"
+            elif noise and n == 1:
+                cite = ""
             out = []
             for sentence in _SENTENCE.findall(text.replace("\n", "")):
                 sentence = re.sub(r"〔[^〕]*〕", "", sentence).strip()
@@ -94,9 +111,11 @@ def echo_reply(messages: list[dict[str, Any]], echo: int = 2) -> str:
                     continue
                 end = sentence[-1] if sentence[-1] in "。！？!?" else "。"
                 body = sentence[:-1] if sentence[-1] in "。！？!?" else sentence
-                out.append(f"{body}[{clause_id}]{end}")
+                out.append(f"{body}{cite}{end}")
             if out:
                 lines.append("".join(out))
+        if noise and lines:
+            lines.append(f"{NOISE_CLAIM}[{clauses[0][0]}]。")
         return "\n".join(lines) or "NO_ANSWER"
     return "OK"
 
@@ -143,7 +162,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._json(reply.status, {"error": {"message": f"fake server error {reply.status}",
                                                 "type": "server_error", "code": reply.status}})
             return
-        text = reply.text if reply.text is not None else echo_reply(body.get("messages", []), owner.echo)
+        text = reply.text if reply.text is not None else echo_reply(body.get("messages", []), owner.echo, owner.noise)
         pieces = [text[i:i + reply.chunk_chars] for i in range(0, len(text), reply.chunk_chars)]
         try:
             if path.endswith("/api/chat"):
@@ -223,10 +242,13 @@ class FakeLLMServer:
         port: 0 picks a free port.
         echo: how many clauses (best-ranked first) the echo reply cites.
         model: the model name it reports.
+        noise: add faults to the echo (see :func:`echo_reply`).
     """
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 0, echo: int = 2, model: str = "fake-echo") -> None:
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, echo: int = 2, model: str = "fake-echo",
+                 noise: bool = False) -> None:
         self.echo = echo
+        self.noise = noise
         self.model = model
         self.requests: list[dict[str, Any]] = []
         self._replies: deque[Reply] = deque()
@@ -285,8 +307,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, default=8765)
     parser.add_argument("--echo", type=int, default=2, help="clauses cited per answer (best-ranked first)")
     parser.add_argument("--model", default="fake-echo")
+    parser.add_argument("--noise", action="store_true",
+                        help="add a made-up id, uncited sentences and an unsupported claim to each echo")
     args = parser.parse_args(argv)
-    server = FakeLLMServer(args.host, args.port, echo=args.echo, model=args.model)
+    server = FakeLLMServer(args.host, args.port, echo=args.echo, model=args.model, noise=args.noise)
     print(f"fake LLM server on {server.base_url} (OpenAI) and {server.root_url}/api/chat (Ollama); Ctrl-C stops",
           flush=True)
     try:

@@ -8,7 +8,7 @@ import threading
 from typing import Any
 
 from assistant.service import PolicyAssistant
-from eval.fake_llm_server import FakeLLMServer, Reply, echo_reply
+from eval.fake_llm_server import NOISE_CLAIM, FakeLLMServer, Reply, echo_reply
 
 CLINIC_Q = "外国医生能在福州开诊所吗？"
 
@@ -127,3 +127,20 @@ def test_fake_server_echo_contract() -> None:
     assert echo_reply([{"role": "user", "content": condense}]) == "护士 外国医生能开诊所吗？"
     assert echo_reply([{"role": "user", "content": "ping"}]) == "OK"
     json.dumps(echo_reply([{"role": "user", "content": user}]))
+
+
+def test_noisy_server_output_is_repaired_and_flagged(make_llm_assistant: Any) -> None:
+    """Over HTTP: made-up ids dropped, uncited sentences get their clause, the unsupported claim is flagged."""
+    with FakeLLMServer(noise=True) as noisy:
+        pa = make_llm_assistant(llm_provider="openai", llm_base_url=noisy.base_url, llm_model="fake-echo",
+                                llm_timeout_s=20.0)
+        tokens, answer = collect(pa.ask_stream(CLINIC_Q))
+        prompt = noisy.requests[-1]["messages"][1]["content"]
+    first, second = [part.split('"', 1)[0] for part in prompt.split('<clause id="')[1:3]]
+    assert answer.mode == "generative"
+    assert "/99" not in answer.answer and "/99" not in "".join(tokens)
+    assert answer.unsupported_sentences == [f"{NOISE_CLAIM}。"]
+    cited = [c.clause_id for c in answer.citations]
+    assert first in cited and second in cited  # the uncited echo of the second clause got its citation
+    lines = answer.answer.splitlines()
+    assert len(lines) == 3 and lines[1].count("[") >= 1 and "⚠" in lines[2]
