@@ -43,6 +43,14 @@ _BEARER = HTTPBearer(auto_error=False, description="Authorization: Bearer <ADMIN
 BearerCredentials = Annotated[HTTPAuthorizationCredentials | None, Depends(_BEARER)]
 
 
+def _warm_up(service: PolicyAssistant) -> None:
+    """Load the embedding model and the tokenizer now, not on the first user's question."""
+    try:
+        service.search("服务业扩大开放", k=1)
+    except (InputError, NotFoundError, ValueError):  # an empty index: nothing to warm
+        pass
+
+
 def _version() -> str:
     try:
         return metadata.version("policy-assistant")
@@ -210,6 +218,7 @@ def create_app(assistant: PolicyAssistant | None = None, *, with_ui: bool = True
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         await run_in_threadpool(service.ensure_index)
+        await run_in_threadpool(_warm_up, service)
         yield
 
     app = FastAPI(title="政策助手 Policy Assistant API", version=_version(), lifespan=lifespan,
@@ -317,7 +326,7 @@ def create_app(assistant: PolicyAssistant | None = None, *, with_ui: bool = True
 
         blocks = build_ui(service)
         app = gr.mount_gradio_app(app, blocks, path="/", theme=ui_theme(), css=UI_CSS, js=UI_JS, head=UI_HEAD,
-                                  footer_links=["api"])
+                                  footer_links=[])
     return app
 
 

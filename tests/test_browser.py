@@ -13,11 +13,13 @@ import shutil
 import socket
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
 from assistant.service import PolicyAssistant
+from assistant.settings import Settings
 
 pytestmark = pytest.mark.browser
 
@@ -33,30 +35,32 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-@pytest.fixture(scope="module")
-def server(built_assistant: PolicyAssistant) -> Iterator[str]:
+@contextmanager
+def _serve(assistant: PolicyAssistant) -> Iterator[str]:
+    """The real app (FastAPI + Gradio) under uvicorn in a thread, on a free local port."""
     import uvicorn
 
     from assistant.api import create_app
 
     port = _free_port()
-    config = uvicorn.Config(create_app(built_assistant), host="127.0.0.1", port=port, log_level="warning")
-    srv = uvicorn.Server(config)
+    srv = uvicorn.Server(uvicorn.Config(create_app(assistant), host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=srv.run, daemon=True)
     thread.start()
-    started = threading.Event()
-
-    def wait_started() -> None:
-        while not srv.started and thread.is_alive():
-            started.wait(0.05)
-
-    waiter = threading.Thread(target=wait_started)
-    waiter.start()
-    waiter.join(120)
+    tick = threading.Event()
+    while not srv.started and thread.is_alive():
+        tick.wait(0.05)
     assert srv.started, "uvicorn did not start"
-    yield f"http://127.0.0.1:{port}"
-    srv.should_exit = True
-    thread.join(30)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        srv.should_exit = True
+        thread.join(30)
+
+
+@pytest.fixture(scope="module")
+def server(built_assistant: PolicyAssistant) -> Iterator[str]:
+    with _serve(built_assistant) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
@@ -70,6 +74,15 @@ def browser() -> Iterator[object]:
                               args=CHROMIUM_ARGS)
         yield b
         b.close()
+
+
+def _ask(page, question: str, n: int) -> None:  # type: ignore[no-untyped-def]
+    """Ask and wait until the chat holds ``n`` finished replies."""
+    box = page.locator("#pa-question textarea")
+    box.fill(question)
+    box.press("Enter")
+    done = page.locator("#pa-chat .pa-answer:not(.pa-streaming), #pa-chat .pa-refusal")
+    done.nth(n - 1).wait_for(timeout=60_000)
 
 
 def test_ask_click_citation_and_see_the_clause(server: str, browser, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
@@ -112,15 +125,27 @@ def test_ask_click_citation_and_see_the_clause(server: str, browser, tmp_path: P
     page.screenshot(path=str(shot))
     assert shot.stat().st_size > 10_000
 
-    # Close the viewer; a follow-up uses the history; an off-topic question is a styled refusal.
+    # Close the viewer. A follow-up is understood with the conversation's history.
     page.keyboard.press("Escape")
     viewer.wait_for(state="hidden", timeout=10_000)
-    box.fill("火星移民的签证政策是什么？")
+    page.locator("#pa-clear").click()
+    page.locator("#pa-chat .pa-answer").wait_for(state="detached", timeout=30_000)
+    _ask(page, "外国医生能在福州开诊所吗？", 1)
+    _ask(page, "那境外医疗人员呢？", 2)
+    understood = page.locator("#pa-chat .pa-understood").last
+    assert "外国医生" in understood.inner_text()
+    # An off-topic question is a refusal, styled apart, listing the nearest clauses as links.
+    page.locator("#pa-clear").click()
+    page.locator("#pa-chat .pa-answer, #pa-chat .pa-refusal").first.wait_for(state="detached", timeout=30_000)
+    box.fill("福州明天天气怎么样，会下雨吗？")
     box.press("Enter")
     refusal = page.locator("#pa-chat .pa-refusal").last
     refusal.wait_for(timeout=60_000)
     assert "未找到可依据的条款" in refusal.inner_text()
     assert refusal.locator("a.pa-cite").count() >= 1
+    refusal.locator("a.pa-cite").first.click()
+    viewer.wait_for(state="visible", timeout=30_000)
+    assert viewer.inner_text().strip()
     assert outside == [], f"the page reached outside the server: {outside}"
     page.close()
 
@@ -143,3 +168,36 @@ def test_document_browser_opens_a_clause(server: str, browser) -> None:  # type:
     old = page.locator('#pa-browser details.pa-doc[data-doc="cybersecurity-law"] summary').first
     assert "非最新修订" in old.inner_text()
     page.close()
+
+
+def test_admin_tab_uploads_and_deletes_with_the_token(browser, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    svc = PolicyAssistant(Settings(data_dir=tmp_path / "data", admin_token="ui-token", llm_provider="none"))
+    svc.ingest_bytes("第一条 珊瑚灯塔每年检修一次。\n\n第二条 检修记录保存十年。\n".encode(), "coral.txt")
+    doc = tmp_path / "amber.txt"
+    doc.write_text("第一条 琥珀隧道夜间限速每小时四十公里。\n\n第二条 隧道养护由养护中心负责。\n", encoding="utf-8")
+    with _serve(svc) as url:
+        page = browser.new_page(viewport={"width": 1366, "height": 900})
+        page.goto(url + "/", wait_until="domcontentloaded")
+        page.get_by_role("tab", name="管理").click()
+        page.locator("#pa-file input[type=file]").set_input_files(str(doc))
+        page.locator("#pa-file").get_by_text("amber.txt").first.wait_for(timeout=30_000)
+        page.locator("#pa-f-title textarea, #pa-f-title input").first.fill("琥珀隧道通行规定")
+        result = page.locator("#pa-admin-result")
+        page.locator("#pa-token input").fill("wrong")
+        page.locator("#pa-upload").click()
+        result.get_by_text("管理员令牌错误").wait_for(timeout=30_000)
+        assert [d.meta.doc_id for d in svc.documents()] == ["coral"]
+        page.locator("#pa-token input").fill("ui-token")
+        page.locator("#pa-upload").click()
+        result.get_by_text("amber：2 个条款").wait_for(timeout=60_000)
+        assert sorted(d.meta.doc_id for d in svc.documents()) == ["amber", "coral"]
+        page.get_by_role("tab", name="文件浏览").click()
+        page.locator('#pa-browser details.pa-doc[data-doc="amber"]').wait_for(timeout=30_000)
+        assert "琥珀隧道通行规定" in page.locator('#pa-browser details.pa-doc[data-doc="amber"] summary').inner_text()
+        page.get_by_role("tab", name="管理").click()
+        page.locator("#pa-victim input").click()
+        page.get_by_role("option", name="琥珀隧道通行规定（amber）").click()
+        page.locator("#pa-delete").click()
+        result.get_by_text("已删除 amber").wait_for(timeout=60_000)
+        assert [d.meta.doc_id for d in svc.documents()] == ["coral"]
+        page.close()

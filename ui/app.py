@@ -54,6 +54,7 @@ UI_CSS = """
 .pa-cit-title { font-weight: 600; margin: .3rem 0; color: var(--body-text-color-subdued); }
 .pa-citations ol, .pa-nearest { margin: 0; padding-left: 1.4rem; }
 .pa-src { color: var(--body-text-color-subdued); }
+.pa-understood { font-size: .88em; color: var(--body-text-color-subdued); margin-bottom: .3rem; }
 .pa-notice { margin-top: .5rem; font-size: .9em; color: #8a5a00; }
 .pa-refusal { border-left: 4px solid #c77700; background: #fff6e5; padding: .6rem .8rem; border-radius: 6px;
               color: #3d2b00; }
@@ -144,7 +145,7 @@ UI_JS = r"""
       box.querySelector(".pa-v-head div").textContent = "无法打开条款 " + id + "：" + err.message;
       return;
     }
-    box.innerHTML = `<div class="pa-v-head"><div><div class="pa-v-doc">《${esc(c.doc_title)}》 <span class="pa-badge">${esc(c.status)}</span></div>
+    box.innerHTML = `<div class="pa-v-head"><div><div class="pa-v-doc">《${esc(c.doc_title)}》 <span class="pa-badge pa-badge-${/征求意见/.test(c.status) ? "draft" : /非最新/.test(c.status) ? "old" : c.status === "现行" ? "ok" : "na"}">${esc(c.status)}</span></div>
       <div class="pa-v-path">${esc(c.path)}${c.path && c.path.endsWith(c.label) ? "" : " · " + esc(c.label)}</div></div>
       <button class="pa-v-close" aria-label="关闭">×</button></div>
       ${neighbour(c.previous, "上一条")}
@@ -266,7 +267,8 @@ def build_ui(assistant: PolicyAssistant) -> gr.Blocks:
     with gr.Blocks(title="福州服务业扩大开放政策助手") as demo:
         gr.HTML('<div id="pa-header"><h1>福州服务业扩大开放 · 政策助手</h1>'
                 '<p>依据《福州市服务业扩大开放综合试点工作实施方案（征求意见稿）》及13部国家法律法规作答；'
-                '每个结论都注明出处，点击红色标注即可查看条款原文。找不到依据时会明确说明。</p></div>')
+                '每个结论都注明出处，点击红色标注即可查看条款原文。找不到依据时会明确说明。'
+                '（<a href="docs" target="_blank">REST API 文档</a>）</p></div>')
         with gr.Tabs():
             with gr.Tab("问答", id="chat"):
                 chatbot = gr.Chatbot(
@@ -288,21 +290,21 @@ def build_ui(assistant: PolicyAssistant) -> gr.Blocks:
                 token = gr.Textbox(label="管理员令牌", type="password", elem_id="pa-token")
                 with gr.Row():
                     with gr.Column():
-                        file = gr.File(label="文件（.txt .md .docx .pdf .html）", type="filepath",
+                        file = gr.File(label="文件（.txt .md .docx .pdf .html）", type="filepath", elem_id="pa-file",
                                        file_types=[".txt", ".md", ".docx", ".pdf", ".html", ".htm"])
                         with gr.Row():
                             f_doc = gr.Textbox(label="文件 ID（可选）")
-                            f_title = gr.Textbox(label="标题")
+                            f_title = gr.Textbox(label="标题", elem_id="pa-f-title")
                         with gr.Row():
                             f_status = gr.Textbox(label="状态", placeholder="现行 / 征求意见稿 / 非最新修订…")
                             f_wenhao = gr.Textbox(label="文号")
                         with gr.Row():
                             f_issuer = gr.Textbox(label="发文机关")
                             f_date = gr.Textbox(label="日期")
-                        up = gr.Button("上传", variant="primary")
+                        up = gr.Button("上传", variant="primary", elem_id="pa-upload")
                     with gr.Column():
-                        victim = gr.Dropdown(label="删除文件", choices=doc_choices(), value=None)
-                        rm = gr.Button("删除", variant="stop")
+                        victim = gr.Dropdown(label="删除文件", choices=doc_choices(), value=None, elem_id="pa-victim")
+                        rm = gr.Button("删除", variant="stop", elem_id="pa-delete")
                 result = gr.Markdown(elem_id="pa-admin-result")
 
         submit = {"fn": respond, "inputs": [box, chatbot, history], "outputs": [box, chatbot, history],

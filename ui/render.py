@@ -76,17 +76,25 @@ def answer_html(answer: Answer) -> str:
             f'<li>{cite_link(c.clause_id, c.label, "")} <span class="pa-src">《{esc(c.doc_title)}》'
             f'{esc(c.path)}</span><div class="pa-snippet">{esc(_snippet(c.text, 90))}</div></li>'
             for c in answer.nearest)
-        body = (f'<div class="pa-refusal" data-refused="true"><div class="pa-refusal-title">⚠ 未找到可依据的条款'
+        body = (f'{_understood(answer)}<div class="pa-refusal" data-refused="true"><div class="pa-refusal-title">⚠ 未找到可依据的条款'
                 f'（不作回答）</div><div class="pa-refusal-text">{esc(head)}</div>')
         if nearest:
             body += f'<div class="pa-cit-title">最接近的条款（仅供参考）</div><ol class="pa-nearest">{nearest}</ol>'
         return body + "</div>"
     parts = [f'<div class="pa-answer" data-refused="false">{link_markers(answer.answer, answer.citations)}</div>']
+    parts.insert(0, _understood(answer))
     if answer.notice:
         parts.append(f'<div class="pa-notice">ⓘ {esc(answer.notice)}</div>')
     if answer.citations:
         parts.append(_citation_list(answer.citations, f"引用条款（{len(answer.citations)}）· 点击查看原文"))
     return "".join(parts)
+
+
+def _understood(answer: Answer) -> str:
+    """For a follow-up, the question as understood with the conversation's context."""
+    if not answer.standalone_question or answer.standalone_question.strip() == answer.question.strip():
+        return ""
+    return f'<div class="pa-understood">结合上文理解为：{esc(answer.standalone_question)}</div>'
 
 
 def error_html(message: str) -> str:
