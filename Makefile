@@ -23,7 +23,7 @@ $(STAMP): pyproject.toml | $(PY)
 install: $(STAMP)
 
 $(TEST_STAMP): $(STAMP) pyproject.toml
-	$(PY) -m pip install -q -e '.[test,e5]'
+	$(PY) -m pip install -q -e '.[test,e5,st]'
 	touch $@
 
 run: install

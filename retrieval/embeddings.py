@@ -17,6 +17,7 @@ Usage::
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 from typing import Any, Protocol
@@ -134,9 +135,17 @@ def make_embedder(spec: str, threads: int = 1) -> Embedder:
 
 
 def collection_slug(spec: str) -> str:
-    """A Chroma-safe collection suffix for an embedding spec (``st:/m/bge`` → ``st-m-bge``)."""
+    """A Chroma-safe collection suffix for an embedding spec.
+
+    >>> collection_slug("use-m3"), collection_slug("st:/models/bge-small-zh")[:16]
+    ('use-m3', 'st-bge-small-zh-')
+    """
+    if spec.startswith("st:"):
+        name = os.path.basename(spec[3:].rstrip("/")) or "model"
+        digest = hashlib.sha1(spec.encode("utf-8")).hexdigest()[:8]
+        spec = f"st-{name[:24]}-{digest}"
     slug = re.sub(r"[^a-zA-Z0-9_-]+", "-", spec).strip("-_").lower()
-    return slug[:40] or "default"
+    return slug[:48] or "default"
 
 
 @register_embedding_function
