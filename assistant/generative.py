@@ -10,9 +10,12 @@ The chain, step by step (each model call is a LangChain runnable from :mod:`assi
 3. **Pack** – clauses go into the prompt, labelled by clause id, until the token budget
    (``LLM_MAX_CONTEXT_TOKENS`` minus the fixed prompt minus room for the answer, counted with
    tiktoken offline, :mod:`assistant.tokens`) is full; the lowest-ranked are dropped first.
-4. **Stream** – the answer streams as tokens; clause ids are shown as their labels as soon as a
-   ``[…]`` marker is complete; made-up ids are not shown. A reply ``NO_ANSWER`` is a refusal.
-5. **Verify** – :class:`~assistant.verify.CitationVerifier`.
+4. **Stream and verify** – the reply streams sentence by sentence: each sentence is verified
+   (:class:`~assistant.verify.CitationVerifier`) as soon as it is complete, so what streams is
+   what the final answer says (clause ids shown as labels, made-up ids gone, citations inserted,
+   unsupported sentences marked). Nothing streams until a sentence is supported. A reply
+   ``NO_ANSWER`` is a refusal.
+5. **Report** – sentences no clause supports are listed in ``unsupported_sentences``.
 6. **Fall back** – on a model error, a timeout, an empty reply or a reply in which no sentence is
    supported by a clause, the answer is the extractive one, with ``notice`` saying why.
 
@@ -49,7 +52,7 @@ from assistant.llm import (
 from assistant.models import Answer, Citation
 from assistant.support import SupportJudge
 from assistant.tokens import TokenCounter
-from assistant.verify import MARKER, CitationVerifier
+from assistant.verify import CitationVerifier, VerifiedSentence
 from corpus.models import Clause
 
 log = logging.getLogger(__name__)
@@ -58,7 +61,10 @@ __all__ = ["GenerativeAnswerer"]
 
 Event = dict[str, Any]
 _THINK = re.compile(r"^\s*<think>.*?</think>", re.DOTALL)
-_SPLIT_IDS = re.compile(r"\s*[,，;；、|]\s*|\s+(?=\S+/)")
+_BOUNDARY = re.compile(r"[。！？!?]|\.(?=\s)|\n")
+_TAIL = re.compile(r"(?:[ \t]*(?:\[[^\[\]\n]{1,200}\]|【[^【】\n]{1,200}】))+")
+_LIST_PREFIX = re.compile(r"^[ \t]*(?:\d{1,2}[.、)）]|[（(]\d{1,2}[)）]|[-*•·])[ \t]+")
+_GROUNDED = ("supported", "inserted", "corrected")
 
 _NOTICE = {
     "zh": "生成模型{why}，以下为抽取式回答（直接引用条款原文）。",
@@ -84,50 +90,55 @@ def _notice(lang: str, why: str, detail: str = "") -> str:
     return _NOTICE["en" if lang == "en" else "zh"].format(why=reason)
 
 
-class _LabelStream:
-    """Rewrite ``[clause id]`` markers to ``[label]`` in a token stream; drop unknown ids."""
+class _Segmenter:
+    """Cut streamed text into complete sentences, each with the citation markers that follow it.
 
-    def __init__(self, labels: dict[str, str]) -> None:
-        self.labels = labels
+    A sentence is complete at 。！？!? (or ". ") once the next non-marker character has arrived, or
+    at a line break; list numbering at a line start ("1. ") is not a sentence end.
+    """
+
+    def __init__(self) -> None:
         self.buf = ""
+        self.line_start = True
 
-    def _map(self, inner: str) -> str:
-        inner = inner.strip()
-        if inner in self.labels:
-            return f"[{self.labels[inner]}]"
-        if inner in self.labels.values():
-            return f"[{inner}]"
-        parts = [p for p in _SPLIT_IDS.split(inner) if p]
-        return "".join(f"[{self.labels[p]}]" if p in self.labels else (f"[{p}]" if p in self.labels.values() else "")
-                       for p in parts)
-
-    def feed(self, text: str) -> str:
+    def feed(self, text: str) -> list[str]:
         self.buf += text
-        out: list[str] = []
-        while self.buf:
-            i = min((j for j in (self.buf.find("["), self.buf.find("【")) if j >= 0), default=-1)
-            if i < 0:
-                out.append(self.buf)
-                self.buf = ""
-                break
-            out.append(self.buf[:i])
-            rest = self.buf[i:]
-            m = MARKER.match(rest)
-            if m:
-                out.append(self._map(m.group(1) or m.group(2)))
-                self.buf = rest[m.end():]
-                continue
-            close = "]" if rest[0] == "[" else "】"
-            if close not in rest and len(rest) <= 200 and "\n" not in rest:
-                self.buf = rest  # wait for the marker to complete
-                break
-            out.append(rest[0])
-            self.buf = rest[1:]
-        return "".join(out)
+        return self._cut(final=False)
 
-    def flush(self) -> str:
-        out, self.buf = self.buf, ""
+    def flush(self) -> list[str]:
+        return self._cut(final=True)
+
+    def _cut(self, final: bool) -> list[str]:
+        out = []
+        while (seg := self._next(final)) is not None:
+            out.append(seg)
         return out
+
+    def _take(self, k: int) -> str:
+        seg, self.buf = self.buf[:k], self.buf[k:]
+        self.line_start = seg.endswith("\n")
+        return seg
+
+    def _next(self, final: bool) -> str | None:
+        buf = self.buf
+        if not buf:
+            return None
+        start = 0
+        if self.line_start and (m := _LIST_PREFIX.match(buf)):
+            start = m.end()
+        for m in _BOUNDARY.finditer(buf, start):
+            if m.group() == "\n":
+                return self._take(m.end())
+            k = (t.end() if (t := _TAIL.match(buf, m.end())) else m.end())
+            rest = buf[k:].lstrip(" \t")
+            if not rest or rest[0] in "[【":
+                if final:
+                    continue
+                return None  # more citation markers may follow
+            if rest[0] == "\n":
+                k = buf.index("\n", k) + 1
+            return self._take(k)
+        return self._take(len(buf)) if final else None
 
 
 class GenerativeAnswerer:
@@ -178,11 +189,11 @@ class GenerativeAnswerer:
         return answer
 
     def stream(self, question: str, history: History | None = None) -> Iterator[Event]:
-        """``{"type": "token", "text"}`` events as the model writes, then ``{"type": "answer", "answer"}``.
+        """``{"type": "token", "text"}`` events (verified sentences), then ``{"type": "answer", "answer"}``.
 
-        The streamed text is the model's draft (clause ids shown as labels); the final answer is the
-        verified one and may differ (citations inserted or removed, unsupported sentences marked,
-        or the extractive fallback). Clients show the final answer's text when it arrives.
+        The tokens add up to the final answer's text. One exception: when the model fails after some
+        sentences have streamed, a notice and the extractive answer follow them, and the final
+        answer is the extractive one.
         """
         question = (question or "").strip()
         if not question:
@@ -206,19 +217,47 @@ class GenerativeAnswerer:
             yield from self._emit(self._fallback(r, question, "config", str(exc)))
             return
 
-        rewriter = _LabelStream({c.clause_id: c.label for c in clauses})
+        segmenter = _Segmenter()
         raw = ""
-        visible: str | None = None  # the reply without a leading <think> block, once known
-        started = False
+        started = False  # the reply is known not to be NO_ANSWER (nor an open <think> block)
         refused = False
+        grounded = False  # a supported sentence has been verified: from then on sentences stream
+        held: list[str] = []  # verified text waiting for the first supported sentence
+        emitted = False
+        parts: list[str] = []
+        sentences: list[VerifiedSentence] = []
+        dropped: list[str] = []
+        cited: dict[str, Clause] = {}
+
+        def verify(segments: list[str]) -> Iterator[Event]:
+            nonlocal grounded, emitted
+            for seg in segments:
+                core = seg.strip()
+                if not core:
+                    text = seg
+                else:
+                    v = self.verifier.run(core, clauses, texts=shown, lang=r.lang)
+                    sentences.extend(v.sentences)
+                    dropped.extend(v.dropped_ids)
+                    for c in v.citations:
+                        cited.setdefault(c.clause_id, c)
+                    grounded = grounded or any(x.status in _GROUNDED for x in v.sentences)
+                    text = seg[: len(seg) - len(seg.lstrip())] + v.text + seg[len(seg.rstrip()):]
+                parts.append(text)
+                held.append(text)
+                if grounded:
+                    out = "".join(held).lstrip() if not emitted else "".join(held)
+                    held.clear()
+                    if out:
+                        emitted = True
+                        yield {"type": "token", "text": out}
+
         try:
             asked = r.condensed.standalone or question  # the answer prompt has no history: the standalone form
             for chunk in answer_chain(model).stream(answer_inputs(asked, prompt_clauses, r.lang)):
                 raw += chunk
                 if started:
-                    text = rewriter.feed(chunk)
-                    if text:
-                        yield {"type": "token", "text": text}
+                    yield from verify(segmenter.feed(chunk))
                     continue
                 visible = self._visible(raw)
                 if visible is None:
@@ -230,13 +269,9 @@ class GenerativeAnswerer:
                 if NO_ANSWER.startswith(head):
                     continue  # could still become NO_ANSWER
                 started = True
-                text = rewriter.feed(head)
-                if text:
-                    yield {"type": "token", "text": text}
+                yield from verify(segmenter.feed(head))
             if started:
-                tail = rewriter.flush()
-                if tail:
-                    yield {"type": "token", "text": tail}
+                yield from verify(segmenter.flush())
         except Exception as exc:  # noqa: BLE001 - any model failure falls back
             log.warning("chat model failed (%s: %s); extractive fallback", type(exc).__name__, exc)
             if "timeout" in type(exc).__name__.lower() or isinstance(exc, TimeoutError):
@@ -245,28 +280,27 @@ class GenerativeAnswerer:
                 why = "empty"
             else:
                 why = "error"
-            yield from self._emit(self._fallback(r, question, why, type(exc).__name__), stream=not started)
+            yield from self._emit(self._fallback(r, question, why, type(exc).__name__), after_partial=emitted)
             return
 
-        if refused:
-            yield from self._emit(self._model_refusal(r, question), stream=not started)
+        if refused or (not started and (self._visible(raw) or "").strip().startswith(NO_ANSWER)):
+            yield from self._emit(self._model_refusal(r, question))
             return
-        reply = (self._visible(raw) or "").strip()
-        if not reply:
-            yield from self._emit(self._fallback(r, question, "empty"), stream=not started)
+        if not started or not "".join(parts).strip():
+            yield from self._emit(self._fallback(r, question, "empty"))
             return
-        v = self.verifier.run(reply, clauses, texts=shown, lang=r.lang)
-        if v.dropped_ids:
-            log.info("dropped citations to ids not in the prompt: %s", v.dropped_ids)
-        if v.supported_count == 0:
-            yield from self._emit(self._fallback(r, question, "ungrounded"), stream=False)
+        if dropped:
+            log.info("dropped citations to ids not in the prompt: %s", dropped)
+        if not grounded:
+            yield from self._emit(self._fallback(r, question, "ungrounded"))
             return
+        unsupported = [x.text for x in sentences if x.status == "unsupported"]
         notice = None
-        if v.unsupported:
-            notice = _UNSUPPORTED_NOTICE["en" if r.lang == "en" else "zh"].format(n=len(v.unsupported))
-        answer = Answer(question=question, standalone_question=r.condensed.standalone, answer=v.text,
-                        citations=[Citation.of(c) for c in v.citations], mode="generative", lang=r.lang,
-                        unsupported_sentences=v.unsupported, notice=notice, support_score=round(r.support, 4))
+        if unsupported:
+            notice = _UNSUPPORTED_NOTICE["en" if r.lang == "en" else "zh"].format(n=len(unsupported))
+        answer = Answer(question=question, standalone_question=r.condensed.standalone, answer="".join(parts).strip(),
+                        citations=[Citation.of(c) for c in cited.values()], mode="generative", lang=r.lang,
+                        unsupported_sentences=unsupported, notice=notice, support_score=round(r.support, 4))
         yield {"type": "answer", "answer": answer}
 
     # -------------------------------------------------------------- stages
@@ -345,8 +379,10 @@ class GenerativeAnswerer:
                       mode="generative", lang=r.lang, support_score=round(r.support, 4))
 
     @staticmethod
-    def _emit(answer: Answer, stream: bool = True) -> Iterator[Event]:
-        if stream:
-            for line in answer.answer.splitlines(keepends=True):
-                yield {"type": "token", "text": line}
+    def _emit(answer: Answer, after_partial: bool = False) -> Iterator[Event]:
+        """Stream ``answer``'s text, then the answer. After a partly streamed reply the notice comes first."""
+        if after_partial:
+            yield {"type": "token", "text": f"\n\n⚠ {answer.notice}\n"}
+        for line in answer.answer.splitlines(keepends=True):
+            yield {"type": "token", "text": line}
         yield {"type": "answer", "answer": answer}

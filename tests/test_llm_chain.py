@@ -10,7 +10,7 @@ from langchain_core.language_models import GenericFakeChatModel
 from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.outputs import ChatResult
 
-from assistant.generative import GenerativeAnswerer, _LabelStream
+from assistant.generative import GenerativeAnswerer, _Segmenter
 from assistant.llm import ANSWER_SYSTEM, PLACEHOLDER, LLMConfigError, make_chat_model, neutralize
 from assistant.service import PolicyAssistant
 from assistant.settings import Settings
@@ -120,21 +120,54 @@ def test_reasoning_block_is_not_part_of_the_answer(built_assistant: PolicyAssist
 
 
 # ---------------------------------------------------------------------------- streaming
-def test_stream_shows_labels_as_tokens_arrive() -> None:
-    labels = {CLINIC_ID: CLINIC_LABEL}
-    s = _LabelStream(labels)
-    pieces = ["支持外籍医生", "设诊所[fz-plan/三", "/（二）/3][made/up]", "。[未闭合"]
-    out = "".join(s.feed(p) for p in pieces) + s.flush()
-    assert out == f"支持外籍医生设诊所[{CLINIC_LABEL}]。[未闭合"
+def test_segmenter_cuts_complete_sentences_with_their_markers() -> None:
+    seg = _Segmenter()
+    out = []
+    for piece in ["相关条款如下：\n1. 支持外籍", "医生设诊所。[a/1", "][b/2]\n2. 第二", "条[c]。末尾句"]:
+        out += seg.feed(piece)
+    assert out == ["相关条款如下：\n", "1. 支持外籍医生设诊所。[a/1][b/2]\n", "2. 第二条[c]。"]
+    assert seg.flush() == ["末尾句"]
+    seg = _Segmenter()
+    assert seg.feed("Doctors may open clinics [a/1]. Nur") == ["Doctors may open clinics [a/1]."]
+    assert seg.feed("ses too.") == [] and seg.flush() == [" Nurses too."]
+    seg = _Segmenter()
+    assert seg.feed("增长6.5%[x]。") == [] and seg.feed("[y]下") == ["增长6.5%[x]。[y]"]
 
 
-def test_stream_yields_tokens_then_the_verified_answer(built_assistant: PolicyAssistant) -> None:
-    reply = f"{CLINIC_TEXT}[{CLINIC_ID}]。 外籍 医生 可以 开 诊所。"
+def test_stream_yields_verified_sentences_that_add_up_to_the_answer(built_assistant: PolicyAssistant) -> None:
+    second = next(h.clause for h in built_assistant.extractive.retrieve(CLINIC_Q).hits[:8]
+                  if h.clause.clause_id != CLINIC_ID and h.clause.kind != "item-title")
+    reply = (f"福州将在2030年举办世界博览会。\n{CLINIC_TEXT}[{CLINIC_ID}][fz-plan/九/9]。 {second.text.rstrip('。')}。"
+             " 所有 在榕 企业 一律 免征 企业所得税。")
     g = answerer(built_assistant, fake(reply))
     evs = list(g.stream(CLINIC_Q))
-    assert [e["type"] for e in evs[:-1]] == ["token"] * (len(evs) - 1) and len(evs) > 3
-    assert evs[-1]["type"] == "answer"
-    assert CLINIC_ID not in "".join(e["text"] for e in evs[:-1])
+    assert [e["type"] for e in evs[:-1]] == ["token"] * (len(evs) - 1) and len(evs) >= 3
+    answer = evs[-1]["answer"]
+    streamed = "".join(e["text"] for e in evs[:-1])
+    assert streamed.strip() == answer.answer
+    assert CLINIC_ID not in streamed and "九/9" not in streamed
+    # the unsupported first line was held back until a supported sentence arrived, then streamed marked
+    assert evs[0]["text"].startswith("福州将在2030年举办世界博览会（⚠")
+    assert answer.unsupported_sentences == ["福州将在2030年举办世界博览会。", "所有 在榕 企业 一律 免征 企业所得税。"]
+    assert f"[{second.label}]" in answer.answer  # the uncited sentence got its clause while streaming
+
+
+def test_failure_after_streamed_sentences_appends_notice_and_fallback(built_assistant: PolicyAssistant) -> None:
+    class Breaks(GenericFakeChatModel):
+        def _stream(self, *args: Any, **kwargs: Any) -> Iterator[Any]:
+            from langchain_core.messages import AIMessageChunk
+            from langchain_core.outputs import ChatGenerationChunk
+
+            yield ChatGenerationChunk(message=AIMessageChunk(content=f"{CLINIC_TEXT}[{CLINIC_ID}]。"))
+            yield ChatGenerationChunk(message=AIMessageChunk(content="支持境外"))
+            raise ConnectionError("connection reset mid-stream")
+
+    evs = list(answerer(built_assistant, Breaks(messages=iter([]))).stream(CLINIC_Q))
+    answer = evs[-1]["answer"]
+    streamed = "".join(e["text"] for e in evs[:-1])
+    assert answer.mode == "extractive" and "调用失败" in answer.notice
+    assert streamed.startswith(f"{CLINIC_TEXT}[{CLINIC_LABEL}]。")
+    assert f"⚠ {answer.notice}" in streamed and streamed.endswith(answer.answer)
 
 
 # ------------------------------------------------------------------- refusal and fallback

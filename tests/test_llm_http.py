@@ -26,8 +26,8 @@ def collect(events: Any) -> tuple[list[str], Any]:
 def test_streamed_answer_over_loopback(generative_assistant: PolicyAssistant, fake_llm: FakeLLMServer) -> None:
     tokens, answer = collect(generative_assistant.ask_stream(CLINIC_Q))
     assert answer.mode == "generative" and not answer.refused and answer.notice is None
-    assert len(tokens) > 3  # the server sent the reply in small chunks and they arrived as tokens
-    assert answer.answer == "".join(tokens).strip()  # echoed clauses verify as they are
+    assert len(tokens) >= 2  # the server sent small chunks; verified sentences streamed one by one
+    assert answer.answer == "".join(tokens).strip()
     snap = generative_assistant.retriever.snapshot
     for c in answer.citations:
         assert snap.get(c.clause_id) is not None and f"[{c.label}]" in answer.answer
