@@ -101,11 +101,22 @@ class PolicyAssistant:
                                   counter=TokenCounter(cache_dir=self.settings.data_dir / "tiktoken"),
                                   max_context_tokens=self.settings.llm_max_context_tokens)
 
-    def llm_status(self) -> dict[str, Any]:
-        """Whether the configured chat model answers (``status``: disabled | ok | error), for doctor and /api/health."""
+    def llm_status(self, max_age_s: float = 0.0) -> dict[str, Any]:
+        """Whether the configured chat model answers (``status``: disabled | ok | error), for doctor and /api/health.
+
+        Each call sends the model a one-word prompt; ``max_age_s`` > 0 reuses a result that recent
+        (e.g. ``/api/health`` polled by a load balancer: ``llm_status(max_age_s=60)``).
+        """
+        import time
+
         from assistant.llm import probe
 
-        return probe(self.settings)
+        cached = self.__dict__.get("_llm_status")
+        if cached and max_age_s > 0 and time.monotonic() - cached[0] < max_age_s:
+            return dict(cached[1])
+        status = probe(self.settings)
+        self.__dict__["_llm_status"] = (time.monotonic(), status)
+        return dict(status)
 
     # ---------------------------------------------------------------- index
     def ensure_index(self) -> int:
