@@ -222,7 +222,7 @@ def create_app(assistant: PolicyAssistant | None = None, *, with_ui: bool = True
         yield
 
     app = FastAPI(title="政策助手 Policy Assistant API", version=_version(), lifespan=lifespan,
-                  docs_url=None, redoc_url=None,
+                  docs_url=None, redoc_url=None, max_body_size=service.settings.max_upload_bytes + 1024 * 1024,
                   description="Grounded, cited answers about Fuzhou's service-industry opening-up pilot plan "
                               "and the national laws around it. Writes need `Authorization: Bearer <ADMIN_TOKEN>`.")
     app.state.assistant = service

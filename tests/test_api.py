@@ -360,6 +360,16 @@ def test_failed_upload_leaves_the_corpus_unchanged(wclient: TestClient, name: st
     assert _corpus(wclient) == before
 
 
+def test_an_oversized_request_body_is_413(wclient: TestClient) -> None:
+    before = _corpus(wclient)
+    body = json.dumps({"question": "数据" * 700_000}).encode()  # > upload limit + 1 MiB
+    r = wclient.post("/api/ask", content=body, headers={"Content-Type": "application/json"})
+    assert r.status_code == 413
+    files = {"file": ("huge.txt", b"x" * 2_000_000, "text/plain")}
+    assert wclient.post("/api/documents", headers=AUTH, files=files).status_code == 413
+    assert _corpus(wclient) == before
+
+
 def test_upload_without_a_file_is_4xx(wclient: TestClient) -> None:
     before = _corpus(wclient)
     r = wclient.post("/api/documents", headers=AUTH, data={"title": "x"})

@@ -234,7 +234,7 @@ def build_ui(assistant: PolicyAssistant) -> gr.Blocks:
         yield "", chat, history
 
     def upload(token: str, path: str | None, doc_id: str, title: str, status: str, issuer: str, date: str,
-               wenhao: str) -> tuple[str, str, Any]:
+               wenhao: str) -> tuple[str, Any, Any]:
         error = _check_token(assistant, token)
         if error:
             return f"❌ {error}", gr.update(), gr.update()
@@ -252,7 +252,7 @@ def build_ui(assistant: PolicyAssistant) -> gr.Blocks:
         return (f"✅ {parsed.meta.doc_id}：{len(parsed.clauses)} 个条款（{state}）", browser(),
                 gr.update(choices=doc_choices()))
 
-    def delete(token: str, doc_id: str | None) -> tuple[str, str, Any]:
+    def delete(token: str, doc_id: str | None) -> tuple[str, Any, Any]:
         error = _check_token(assistant, token)
         if error:
             return f"❌ {error}", gr.update(), gr.update()
@@ -307,7 +307,7 @@ def build_ui(assistant: PolicyAssistant) -> gr.Blocks:
                         rm = gr.Button("删除", variant="stop", elem_id="pa-delete")
                 result = gr.Markdown(elem_id="pa-admin-result")
 
-        submit = {"fn": respond, "inputs": [box, chatbot, history], "outputs": [box, chatbot, history],
+        submit: dict[str, Any] = {"fn": respond, "inputs": [box, chatbot, history], "outputs": [box, chatbot, history],
                   "api_visibility": "private"}
         box.submit(**submit)
         send.click(**submit)
