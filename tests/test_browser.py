@@ -153,6 +153,11 @@ def test_ask_click_citation_and_see_the_clause(server: str, browser, tmp_path: P
 def test_document_browser_opens_a_clause(server: str, browser) -> None:  # type: ignore[no-untyped-def]
     page = browser.new_page(viewport={"width": 1366, "height": 900})
     page.goto(server + "/", wait_until="domcontentloaded")
+    # An example question on the empty chat asks itself.
+    page.locator("#pa-chat").get_by_text("外国医生能在福州开诊所吗？").first.click()
+    answer = page.locator("#pa-chat .pa-answer:not(.pa-streaming)").first
+    answer.wait_for(timeout=60_000)
+    assert "诊所" in answer.inner_text()
     page.get_by_role("tab", name="文件浏览").click()
     plan = page.locator('#pa-browser details.pa-doc[data-doc="fz-plan"]')
     plan.wait_for(timeout=60_000)

@@ -308,7 +308,7 @@ def build_ui(assistant: PolicyAssistant) -> gr.Blocks:
                 result = gr.Markdown(elem_id="pa-admin-result")
 
         submit: dict[str, Any] = {"fn": respond, "inputs": [box, chatbot, history], "outputs": [box, chatbot, history],
-                  "api_visibility": "private"}
+                  "api_visibility": "private", "concurrency_limit": 4}
         box.submit(**submit)
         send.click(**submit)
         chatbot.example_select(_example_text, None, box, api_visibility="private").then(**submit)
