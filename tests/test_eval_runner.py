@@ -96,11 +96,12 @@ def test_lexical_mode_differs_and_compare_shows_it(built_assistant, sample_repor
 
     lexical = PolicyAssistant(Settings(data_dir=built_assistant.settings.data_dir, retrieval_mode="lexical",
                                        llm_provider="none"))
-    items = [i for i in _sample() if i.lang == "en" and not i.must_refuse]
-    rep = run_eval(items, InProcessBackend(lexical), dataset="sample-en")
-    # Character-bigram BM25 cannot match an English question to Chinese clauses.
-    assert rep["metrics"]["recall@5"] < sample_report["by_lang"]["en"]["recall@5"]
+    rep = run_eval(_sample(), InProcessBackend(lexical), dataset="sample")
+    assert rep["config"]["retrieval_mode"] == "lexical"
     assert rep["metrics"]["citation_recall"] is None  # no judge given
+    # BM25 alone ranks differently from the fusion on at least one question.
+    pairs = zip(sample_report["results"], rep["results"], strict=True)
+    assert any(a["retrieval"] and a["retrieval"]["hits"] != b["retrieval"]["hits"] for a, b in pairs)
     text = render_comparison(sample_report, rep)
     assert "| retrieval_mode * | hybrid | lexical |" in text
 
