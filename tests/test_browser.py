@@ -114,7 +114,9 @@ def test_ask_click_citation_and_see_the_clause(server: str, browser, tmp_path: P
     viewer = page.locator("#pa-viewer .pa-v-text")
     viewer.wait_for(state="visible", timeout=30_000)
     assert "设在市商务局" in viewer.inner_text()
-    assert "设在市商务局" in page.locator("#pa-viewer mark").first.inner_text()
+    quote = marker.get_attribute("data-quote") or ""
+    marked = page.locator("#pa-viewer mark").first.inner_text()
+    assert marked and marked in viewer.inner_text() and marked in quote
     head = page.locator("#pa-viewer .pa-v-doc").inner_text()
     assert "福州市服务业扩大开放综合试点工作实施方案" in head and "征求意见稿" in head
     assert "五、保障措施" in page.locator("#pa-viewer .pa-v-path").inner_text()
