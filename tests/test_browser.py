@@ -15,6 +15,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from urllib.parse import parse_qs
 
 import pytest
 
@@ -114,7 +115,7 @@ def test_ask_click_citation_and_see_the_clause(server: str, browser, tmp_path: P
     viewer = page.locator("#pa-viewer .pa-v-text")
     viewer.wait_for(state="visible", timeout=30_000)
     assert "设在市商务局" in viewer.inner_text()
-    quote = marker.get_attribute("data-quote") or ""
+    quote = parse_qs((marker.get_attribute("href") or "#").split("#", 1)[1]).get("q", [""])[0]
     marked = page.locator("#pa-viewer mark").first.inner_text()
     assert marked and marked in viewer.inner_text() and marked in quote
     head = page.locator("#pa-viewer .pa-v-doc").inner_text()

@@ -161,11 +161,11 @@ UI_JS = r"""
     if (!a) return;
     ev.preventDefault();
     ev.stopPropagation();
-    let id = a.getAttribute("data-clause"), quote = a.getAttribute("data-quote") || "";
-    if (!id) {
-      const p = new URLSearchParams(a.getAttribute("href").slice(1));
-      id = p.get("clause"); quote = p.get("q") || "";
-    }
+    // The chat's sanitizer may drop data-* attributes; the href carries the same values.
+    const href = a.getAttribute("href") || "";
+    const p = new URLSearchParams(href.startsWith("#clause=") ? href.slice(1) : "");
+    const id = a.getAttribute("data-clause") || p.get("clause");
+    const quote = a.getAttribute("data-quote") || p.get("q") || "";
     if (id) open(id, quote);
   }, true);
 }
