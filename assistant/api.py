@@ -66,6 +66,8 @@ class HealthOut(BaseModel):
     embedding_model: str
     version: str
     writes_enabled: bool
+    llm: dict[str, Any] | None = Field(
+        None, description="Generative mode: provider, model and whether it answers (probed at most once a minute).")
 
 
 class SearchIn(BaseModel):
@@ -244,7 +246,8 @@ def create_app(assistant: PolicyAssistant | None = None, *, with_ui: bool = True
         snap = service.retriever.snapshot
         return HealthOut(status="ok", documents=len(snap.documents), clauses=len(snap.clauses),
                          embedding_model=service.settings.embedding_model, version=_version(),
-                         writes_enabled=bool(service.settings.admin_token))
+                         writes_enabled=bool(service.settings.admin_token),
+                         llm=service.llm_status(max_age_s=60) if hasattr(service, "llm_status") else None)
 
     @app.post("/api/search", response_model=SearchOut, responses=_ERRORS, tags=["read"])
     def search(body: SearchIn) -> SearchOut:

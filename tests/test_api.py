@@ -105,6 +105,7 @@ def test_health_reports_the_index(client: TestClient, built_assistant: PolicyAss
     assert body["clauses"] == len(built_assistant.retriever.snapshot.clauses) > 500
     assert body["embedding_model"] == "use-m3"
     assert body["version"] and body["writes_enabled"] is False
+    assert body["llm"]["status"] == "disabled"
 
 
 def test_search_returns_cli_shaped_hits(client: TestClient) -> None:
