@@ -25,6 +25,7 @@ Usage::
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -42,6 +43,11 @@ _TRAIL_PUNCT = re.compile(r"[。！？!?.；;，,：:\s]+$")
 _WORD = re.compile(r"[\w\u3400-\u9fff]")
 
 _MARK = {"zh": "（⚠ 未找到支持这句话的条款）", "en": " (⚠ no clause supports this sentence)"}
+
+
+def _loose(key: str) -> str:
+    """An id or label compared loosely: NFKC (half-width brackets), no whitespace."""
+    return re.sub(r"\s+", "", unicodedata.normalize("NFKC", key))
 
 
 def unsupported_mark(lang: str) -> str:
@@ -96,14 +102,17 @@ class CitationVerifier:
     @staticmethod
     def _resolve(ref: str, by_id: dict[str, Clause], by_label: dict[str, Clause]) -> list[tuple[str, str | None]]:
         """``(part, clause id or None)`` for each part of one marker's content."""
+        def find(key: str) -> Clause | None:
+            return by_id.get(key) or by_label.get(key) or by_id.get(_loose(key)) or by_label.get(_loose(key))
+
         ref = ref.strip()
-        whole = by_id.get(ref) or by_label.get(ref)
+        whole = find(ref)
         if whole is not None:
             return [(ref, whole.clause_id)]
         out: list[tuple[str, str | None]] = []
         for part in (p.strip() for p in _SPLIT_IDS.split(ref)):
             if part:
-                found = by_id.get(part) or by_label.get(part)
+                found = find(part)
                 out.append((part, found.clause_id if found else None))
         return out
 
@@ -169,6 +178,11 @@ class CitationVerifier:
         for c in clauses:
             labels.setdefault(c.label, []).append(c)
         by_label = {lab: cs[0] for lab, cs in labels.items() if len(cs) == 1}
+        # the same ids and labels with half-width brackets and no spaces ("fz-plan/三/(二)/3")
+        for c in clauses:
+            by_id.setdefault(_loose(c.clause_id), c)
+        for lab, c in list(by_label.items()):
+            by_label.setdefault(_loose(lab), c)
         ids = [c.clause_id for c in clauses]
         clause_texts = [(texts or {}).get(c.clause_id, c.text) for c in clauses]
         threshold = self.judge.threshold
