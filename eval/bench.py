@@ -83,7 +83,7 @@ def run(embedding_model: str | None = None, queries: int = 236, cold_runs: int =
     tmp = Path(tempfile.mkdtemp(prefix="bench-"))
     try:
         out: dict[str, Any] = {}
-        assistant = PolicyAssistant(Settings(data_dir=tmp, **extra))
+        assistant = PolicyAssistant(Settings(**{"data_dir": tmp, **extra}))
         out["embedding_model"] = assistant.settings.embedding_model
         out["retrieval_mode"] = assistant.settings.retrieval_mode
         t0 = time.perf_counter()

@@ -97,7 +97,9 @@ class Statement:
 
 def _lines_outside_quotes(text: str) -> list[str]:
     """Split at line breaks that are not inside a 「」/『』/“” quotation (a quoted clause may span lines)."""
-    out, cur, depth = [], [], 0
+    out: list[str] = []
+    cur: list[str] = []
+    depth = 0
     for ch in text:
         if ch in "「『“":
             depth += 1
