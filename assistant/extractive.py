@@ -155,16 +155,17 @@ class ExtractiveAnswerer:
         """Answer ``question`` (with optional ``[(question, answer), …]`` history)."""
         if not question or not question.strip():
             raise ValueError("question is empty")
-        return self._answer(self.retrieve(question.strip(), history), question.strip())
+        return self.answer_from(self.retrieve(question.strip(), history), question.strip())
 
-    def _answer(self, r: Retrieved, question: str) -> Answer:
+    def answer_from(self, r: Retrieved, question: str) -> Answer:
+        """The extractive answer for an already retrieved question (also the generative fallback)."""
         base = dict(question=question, standalone_question=r.condensed.standalone, lang=r.lang,
                     support_score=round(r.support, 4))
         if r.refused or not r.hits:
             nearest = [Citation.of(h.clause) for h in r.hits[:3]]
-            return Answer(answer=self._refusal_text(r.lang, nearest), refused=True, nearest=nearest, **base)
+            return Answer(answer=self.refusal_text(r.lang, nearest), refused=True, nearest=nearest, **base)
         if not r.direct and _SET_QUESTION.search(question):
-            items = self._set_items(r)
+            items = self.set_items(r)
             if len(items) >= 2:
                 citations = [Citation.of(c, self._quote(c, r)) for c in items]
                 return Answer(answer=self._list_text(r.lang, citations, is_set=True), citations=citations, **base)
@@ -193,7 +194,8 @@ class ExtractiveAnswerer:
                 chosen.append(h.clause)
         return chosen
 
-    def _set_items(self, r: Retrieved) -> list[Clause]:
+    def set_items(self, r: Retrieved) -> list[Clause]:
+        """Every clause that answers a set question (see the module docstring)."""
         terms = [t for t in self._terms(r) if t not in META_WORDS]
         snap = self.retriever.snapshot
         plan_only = bool(_PLAN_INTENT.search(r.condensed.core))
@@ -250,7 +252,7 @@ class ExtractiveAnswerer:
         doc = self.retriever.snapshot.documents.get(c.doc_id)
         return (doc.meta.title_en if doc and doc.meta.title_en else c.doc_title)
 
-    def _refusal_text(self, lang: str, nearest: list[Citation]) -> str:
+    def refusal_text(self, lang: str, nearest: list[Citation]) -> str:
         if lang == "en":
             head = ("The shipped corpus (the Fuzhou plan and 13 national laws and regulations) does not answer this "
                     "question. The nearest clauses, for reference only:")

@@ -331,7 +331,7 @@ class GenerativeAnswerer:
         out: list[Clause] = list(r.direct)
         limit = self.max_clauses
         if not r.direct and _SET_QUESTION.search(question):
-            items = self.extractive._set_items(r)
+            items = self.extractive.set_items(r)
             if len(items) >= 2:
                 out.extend(items)
                 limit = self.max_set_clauses
@@ -364,7 +364,7 @@ class GenerativeAnswerer:
         return raw
 
     def _extractive(self, r: Retrieved, question: str, mode: str = "extractive", notice: str | None = None) -> Answer:
-        answer = self.extractive._answer(r, question)
+        answer = self.extractive.answer_from(r, question)
         answer.mode = mode
         answer.notice = notice
         return answer
@@ -375,7 +375,7 @@ class GenerativeAnswerer:
     def _model_refusal(self, r: Retrieved, question: str) -> Answer:
         nearest = [Citation.of(h.clause) for h in r.hits[:3]]
         return Answer(question=question, standalone_question=r.condensed.standalone,
-                      answer=self.extractive._refusal_text(r.lang, nearest), refused=True, nearest=nearest,
+                      answer=self.extractive.refusal_text(r.lang, nearest), refused=True, nearest=nearest,
                       mode="generative", lang=r.lang, support_score=round(r.support, 4))
 
     @staticmethod
