@@ -6,7 +6,8 @@
   (the dev questions, repeated) after a warm-up;
 * ingestion: building the shipped corpus into a fresh temporary data folder (model load reported apart);
 * cold start: wall time of ``policy-assistant ask "<q>"`` as a subprocess with the index built
-  (median of 3), and its peak memory;
+  (median of 3), and its peak memory (measured from a small launcher process, so the bench's own
+  memory does not leak into the child's high-water mark);
 * peak memory (max RSS) of this process.
 
 Usage::
@@ -48,23 +49,44 @@ def _cli() -> list[str]:
     return [str(script)] if script.exists() else [sys.executable, "-m", "assistant.cli"]
 
 
+# Runs the command and reports its wall time and peak RSS. It runs in a fresh small interpreter: a child
+# forked straight from the bench process would inherit the bench's RSS high-water mark (Linux counts the
+# forked copy of the parent's memory in the child's ru_maxrss), so its peak memory would be wrong.
+_LAUNCHER = """
+import json, resource, subprocess, sys, time
+t0 = time.perf_counter()
+p = subprocess.run(sys.argv[1:], capture_output=True, check=False)
+wall = time.perf_counter() - t0
+print(json.dumps({"wall": wall, "rc": p.returncode, "out": p.stdout.decode("utf-8", "replace")[:200],
+                  "err": p.stderr.decode("utf-8", "replace")[-300:],
+                  "maxrss_kb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss}))
+"""
+
+
+def _launch(cmd: list[str], env: dict[str, str]) -> dict[str, Any]:
+    """Run ``cmd`` from a small launcher: its wall time and peak RSS (max RSS of the launcher's child)."""
+    res = subprocess.run([sys.executable, "-c", _LAUNCHER, *cmd], env=env, capture_output=True, text=True,
+                         check=False)
+    if res.returncode != 0 or not res.stdout.strip():
+        raise RuntimeError(f"launcher failed: {res.stderr.strip()[-300:]}")
+    info = json.loads(res.stdout.strip().splitlines()[-1])
+    info["maxrss_mb"] = info["maxrss_kb"] / 1024
+    return info
+
+
 def cold_start(data_dir: Path, question: str = COLD_QUESTION, runs: int = 3,
                extra_env: dict[str, str] | None = None) -> dict[str, Any]:
     """Median wall time and peak RSS of ``policy-assistant ask QUESTION`` in a subprocess."""
     env = {**os.environ, "POLICY_DATA_DIR": str(data_dir), "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1"),
            **(extra_env or {})}
-    times, rss = [], []
+    times, rss, out = [], [], ""
     for _ in range(runs):
-        t0 = time.perf_counter()
-        proc = subprocess.Popen([*_cli(), "ask", question], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        _, status, usage = os.wait4(proc.pid, 0)
-        times.append(time.perf_counter() - t0)
-        out = proc.stdout.read().decode("utf-8", "replace") if proc.stdout else ""
-        err = proc.stderr.read().decode("utf-8", "replace") if proc.stderr else ""
-        proc.returncode = os.waitstatus_to_exitcode(status)
-        if proc.returncode != 0:
-            raise RuntimeError(f"policy-assistant ask failed ({proc.returncode}): {err.strip()[-300:]}")
-        rss.append(usage.ru_maxrss / 1024)
+        info = _launch([*_cli(), "ask", question], env)
+        if info["rc"] != 0:
+            raise RuntimeError(f"policy-assistant ask failed ({info['rc']}): {info['err'].strip()}")
+        times.append(info["wall"])
+        rss.append(info["maxrss_mb"])
+        out = info["out"]
     return {"cold_start_s": statistics.median(times), "cold_start_runs_s": [round(t, 3) for t in times],
             "cold_start_peak_rss_mb": max(rss), "answer_head": out.strip().splitlines()[0] if out.strip() else ""}
 
