@@ -9,6 +9,7 @@ Screenshot: ``$SCREENSHOT_PATH`` if set, else in the test's temp folder.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import socket
 import threading
@@ -83,7 +84,7 @@ def _ask(page, question: str, n: int) -> None:  # type: ignore[no-untyped-def]
     box.fill(question)
     box.press("Enter")
     done = page.locator("#pa-chat .pa-answer:not(.pa-streaming), #pa-chat .pa-refusal")
-    done.nth(n - 1).wait_for(timeout=60_000)
+    done.nth(n - 1).wait_for(timeout=90_000)
 
 
 def test_ask_click_citation_and_see_the_clause(server: str, browser, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
@@ -98,14 +99,14 @@ def test_ask_click_citation_and_see_the_clause(server: str, browser, tmp_path: P
     page.on("request", watch)
     page.goto(local + "/", wait_until="domcontentloaded")
     # The empty chat offers example questions in Chinese and English.
-    page.get_by_text("市服开办设在哪里？").first.wait_for(timeout=60_000)
+    page.get_by_text("市服开办设在哪里？").first.wait_for(timeout=90_000)
     assert page.get_by_text("Can foreign doctors open clinics in Fuzhou?").count() >= 1
 
     box = page.locator("#pa-question textarea")
     box.fill("市服开办设在哪里？")
     box.press("Enter")
     answer = page.locator("#pa-chat .pa-answer:not(.pa-streaming)").last
-    answer.wait_for(timeout=60_000)
+    answer.wait_for(timeout=90_000)
     assert "市商务局" in answer.inner_text()
 
     marker = page.locator("#pa-chat .pa-answer a.pa-cite").first
@@ -113,7 +114,7 @@ def test_ask_click_citation_and_see_the_clause(server: str, browser, tmp_path: P
     assert label.startswith("[") and label.endswith("]")
     marker.click()
     viewer = page.locator("#pa-viewer .pa-v-text")
-    viewer.wait_for(state="visible", timeout=30_000)
+    viewer.wait_for(state="visible", timeout=90_000)
     assert "设在市商务局" in viewer.inner_text()
     quote = parse_qs((marker.get_attribute("href") or "#").split("#", 1)[1]).get("q", [""])[0]
     marked = page.locator("#pa-viewer mark").first.inner_text()
@@ -132,22 +133,22 @@ def test_ask_click_citation_and_see_the_clause(server: str, browser, tmp_path: P
     page.keyboard.press("Escape")
     viewer.wait_for(state="hidden", timeout=10_000)
     page.locator("#pa-clear").click()
-    page.locator("#pa-chat .pa-answer").wait_for(state="detached", timeout=30_000)
+    page.locator("#pa-chat .pa-answer").wait_for(state="detached", timeout=90_000)
     _ask(page, "外国医生能在福州开诊所吗？", 1)
     _ask(page, "那境外医疗人员呢？", 2)
     understood = page.locator("#pa-chat .pa-understood").last
     assert "外国医生" in understood.inner_text()
     # An off-topic question is a refusal, styled apart, listing the nearest clauses as links.
     page.locator("#pa-clear").click()
-    page.locator("#pa-chat .pa-answer, #pa-chat .pa-refusal").first.wait_for(state="detached", timeout=30_000)
+    page.locator("#pa-chat .pa-answer, #pa-chat .pa-refusal").first.wait_for(state="detached", timeout=90_000)
     box.fill("福州明天天气怎么样，会下雨吗？")
     box.press("Enter")
     refusal = page.locator("#pa-chat .pa-refusal").last
-    refusal.wait_for(timeout=60_000)
+    refusal.wait_for(timeout=90_000)
     assert "未找到可依据的条款" in refusal.inner_text()
     assert refusal.locator("a.pa-cite").count() >= 1
     refusal.locator("a.pa-cite").first.click()
-    viewer.wait_for(state="visible", timeout=30_000)
+    viewer.wait_for(state="visible", timeout=90_000)
     assert viewer.inner_text().strip()
     assert outside == [], f"the page reached outside the server: {outside}"
     page.close()
@@ -159,11 +160,11 @@ def test_document_browser_opens_a_clause(server: str, browser) -> None:  # type:
     # An example question on the empty chat asks itself.
     page.locator("#pa-chat").get_by_text("外国医生能在福州开诊所吗？").first.click()
     answer = page.locator("#pa-chat .pa-answer:not(.pa-streaming)").first
-    answer.wait_for(timeout=60_000)
+    answer.wait_for(timeout=90_000)
     assert "诊所" in answer.inner_text()
     page.get_by_role("tab", name="文件浏览").click()
     plan = page.locator('#pa-browser details.pa-doc[data-doc="fz-plan"]')
-    plan.wait_for(timeout=60_000)
+    plan.wait_for(timeout=90_000)
     assert "征求意见稿" in plan.locator("summary").first.inner_text()
     plan.locator("summary").first.click()
     section = plan.locator("summary", has_text="三、重点工作").first
@@ -171,7 +172,7 @@ def test_document_browser_opens_a_clause(server: str, browser) -> None:  # type:
     plan.locator("summary", has_text="（一）支持电信服务及相关数字产业开放发展").first.click()
     plan.locator('a.pa-cite[data-clause="fz-plan/三/（一）/3"]').click()
     viewer = page.locator("#pa-viewer .pa-v-text")
-    viewer.wait_for(state="visible", timeout=30_000)
+    viewer.wait_for(state="visible", timeout=90_000)
     assert viewer.inner_text().strip() == "放宽增值电信业务外资准入。"
     old = page.locator('#pa-browser details.pa-doc[data-doc="cybersecurity-law"] summary').first
     assert "非最新修订" in old.inner_text()
@@ -179,6 +180,8 @@ def test_document_browser_opens_a_clause(server: str, browser) -> None:  # type:
 
 
 def test_admin_tab_uploads_and_deletes_with_the_token(browser, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from playwright.sync_api import expect
+
     svc = PolicyAssistant(Settings(data_dir=tmp_path / "data", admin_token="ui-token", llm_provider="none"))
     svc.ingest_bytes("第一条 珊瑚灯塔每年检修一次。\n\n第二条 检修记录保存十年。\n".encode(), "coral.txt")
     doc = tmp_path / "amber.txt"
@@ -188,24 +191,28 @@ def test_admin_tab_uploads_and_deletes_with_the_token(browser, tmp_path: Path) -
         page.goto(url + "/", wait_until="domcontentloaded")
         page.get_by_role("tab", name="管理").click()
         page.locator("#pa-file input[type=file]").set_input_files(str(doc))
-        page.locator("#pa-file").get_by_text("amber.txt").first.wait_for(timeout=30_000)
+        page.locator("#pa-file").get_by_text("amber.txt").first.wait_for(timeout=90_000)
         page.locator("#pa-f-title textarea, #pa-f-title input").first.fill("琥珀隧道通行规定")
         result = page.locator("#pa-admin-result")
         page.locator("#pa-token input").fill("wrong")
         page.locator("#pa-upload").click()
-        result.get_by_text("管理员令牌错误").wait_for(timeout=30_000)
+        result.get_by_text("管理员令牌错误").wait_for(timeout=90_000)
         assert [d.meta.doc_id for d in svc.documents()] == ["coral"]
         page.locator("#pa-token input").fill("ui-token")
         page.locator("#pa-upload").click()
-        result.get_by_text("amber：2 个条款").wait_for(timeout=60_000)
+        result.get_by_text("amber：2 个条款").wait_for(timeout=90_000)
         assert sorted(d.meta.doc_id for d in svc.documents()) == ["amber", "coral"]
         page.get_by_role("tab", name="文件浏览").click()
-        page.locator('#pa-browser details.pa-doc[data-doc="amber"]').wait_for(timeout=30_000)
+        page.locator('#pa-browser details.pa-doc[data-doc="amber"]').wait_for(timeout=90_000)
         assert "琥珀隧道通行规定" in page.locator('#pa-browser details.pa-doc[data-doc="amber"] summary').inner_text()
         page.get_by_role("tab", name="管理").click()
         page.locator("#pa-victim input").click()
-        page.get_by_role("option", name="琥珀隧道通行规定（amber）").click()
+        page.locator("#pa-victim input").fill("amber")
+        option = page.get_by_role("option", name="琥珀隧道通行规定（amber）")
+        option.wait_for(timeout=90_000)
+        option.click()
+        expect(page.locator("#pa-victim input")).to_have_value(re.compile("amber"), timeout=90_000)
         page.locator("#pa-delete").click()
-        result.get_by_text("已删除 amber").wait_for(timeout=60_000)
+        result.get_by_text("已删除 amber").wait_for(timeout=90_000)
         assert [d.meta.doc_id for d in svc.documents()] == ["coral"]
         page.close()
