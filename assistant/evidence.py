@@ -7,6 +7,9 @@ corpus never contains weighs the most) that occur in the clause, and *dense* is 
 clause's embedding cosine with the question. An English question's topic words are the
 Chinese glossary terms of its domain words (:mod:`retrieval.glossary`).
 
+A question that asks for a quantity no top clause states, or names a number (two digits or more)
+that the corpus never contains, scores 0.
+
 A question whose score is below the threshold of its language is refused. The default
 thresholds were calibrated on ``eval/datasets/calibration.jsonl`` (never on the dev set),
 see ``eval/calibrate.py`` and the README.
@@ -74,6 +77,8 @@ class EvidenceScorer:
         self.top_n = top_n
         self._df: dict[str, int] = {}
         self._df_snapshot: int = 0
+        self._numbers: set[str] = set()
+        self._numbers_snapshot: int = 0
 
     def threshold(self, lang: str) -> float:
         return self.threshold_en if lang == "en" else self.threshold_zh
@@ -91,6 +96,16 @@ class EvidenceScorer:
     def coverage(weights: dict[str, float], text: str) -> float:
         return coverage(weights, text)
 
+    def unknown_numbers(self, question: str) -> list[str]:
+        """Numbers of two or more digits in the question that no clause or title contains ("144小时")."""
+        snap = self.retriever.snapshot
+        if id(snap) != self._numbers_snapshot:
+            text = "".join(c.text for c in snap.clauses) + "".join(
+                d.meta.title + d.meta.title_en + d.meta.wenhao + d.meta.date for d in snap.documents.values())
+            self._numbers = set(re.findall(r"\d+(?:\.\d+)?", text))
+            self._numbers_snapshot = id(snap)
+        return [n for n in re.findall(r"\d{2,}(?:\.\d+)?", question) if n not in self._numbers]
+
     def features(self, question: str, hits: list[Hit]) -> list[tuple[float, float]]:
         """``(coverage, dense)`` of each of the top hits (meta words such as 任务/举措 do not count)."""
         weights = self.weights(question_terms(question) or question_terms(question, keep_meta=True))
@@ -102,5 +117,7 @@ class EvidenceScorer:
         if not feats:
             return 0.0
         if asks_quantity(question) and not any(states_quantity(h.clause.text) for h in hits[:QUANTITY_DEPTH]):
+            return 0.0
+        if self.unknown_numbers(question):
             return 0.0
         return max(0.6 * c + 0.4 * d for c, d in feats)

@@ -1,8 +1,9 @@
 """The default answerer: grounded, extractive answers that quote the clauses they cite.
 
 * A question asking for a set ("哪些任务涉及数据跨境？") gets a list of every clause that
-  contains all of the question's topic words (the plan only, when the question is about the
-  plan's tasks), one citation each, in document order.
+  contains all of the question's topic words, plus those of the three best hits that contain
+  enough of them (the plan only, when the question is about the plan's tasks), one citation
+  each, in document order.
 * Any other question gets the best clause (and up to two more that score nearly as well),
   quoting the sentences of each that match the question.
 * A question the corpus does not cover is refused, with the nearest clauses listed. The
@@ -37,6 +38,10 @@ _ARTICLE_REF = re.compile(r"第([零〇一二三四五六七八九十百两\d]+)
 
 _QUOTE_UNIT = re.compile(r"[^。；：\n]*[。；：\n]?")
 
+#: A set answer also lists any of the top hits that contain this share of the question's words.
+SET_TOP_HITS = 3
+SET_HIT_MIN_COVERAGE = 0.3
+
 #: Weight of question-word coverage when re-ranking the top hits, and how many hits are re-ranked.
 RERANK_WEIGHT = 0.2
 RERANK_DEPTH = 20
@@ -66,15 +71,18 @@ class ExtractiveAnswerer:
         condenser: turns follow-ups into standalone questions.
         max_citations: citations of a non-set answer.
         max_set_items: citations of a set answer.
+        rerank_weight: weight of question-word coverage when re-ranking the top hits (0: off).
     """
 
     def __init__(self, retriever: HybridRetriever, evidence: EvidenceScorer | None = None,
-                 condenser: Condenser | None = None, max_citations: int = 3, max_set_items: int = 15) -> None:
+                 condenser: Condenser | None = None, max_citations: int = 3, max_set_items: int = 15,
+                 rerank_weight: float = RERANK_WEIGHT) -> None:
         self.retriever = retriever
         self.evidence = evidence or EvidenceScorer(retriever)
         self.condenser = condenser or Condenser()
         self.max_citations = max_citations
         self.max_set_items = max_set_items
+        self.rerank_weight = rerank_weight
 
     # ------------------------------------------------------------ retrieval
     def retrieve(self, question: str, history: History | None = None, k: int = 30) -> Retrieved:
@@ -88,7 +96,7 @@ class ExtractiveAnswerer:
                 lists.append(self.retriever.run(condensed.context, k=k))
                 weights.append(FOLLOWUP_WEIGHTS[1])
             hits = self._fuse(lists, weights, k)
-        hits = self._rerank(condensed.core, hits)
+        hits = self.rerank(condensed.core, hits)
         direct = self._direct_references(condensed.standalone)
         if direct:
             ids = {c.clause_id for c in direct}
@@ -106,16 +114,16 @@ class ExtractiveAnswerer:
         return Retrieved(condensed=condensed, lang=lang, hits=hits, support=support, refused=refused,
                          direct=direct)
 
-    def _rerank(self, question: str, hits: list[Hit]) -> list[Hit]:
+    def rerank(self, question: str, hits: list[Hit]) -> list[Hit]:
         """Re-order the top hits by fused score plus the IDF-weighted share of question words they contain."""
-        if not hits or RERANK_WEIGHT <= 0:
+        if not hits or self.rerank_weight <= 0:
             return hits
         weights = self.evidence.weights(question_terms(question))
         if not weights:
             return hits
         top = hits[0].score or 1.0
         head = hits[:RERANK_DEPTH]
-        scored = sorted(head, key=lambda h: -(h.score / top + RERANK_WEIGHT * self.evidence.coverage(weights, h.clause.text)))
+        scored = sorted(head, key=lambda h: -(h.score / top + self.rerank_weight * self.evidence.coverage(weights, h.clause.text)))
         return scored + hits[RERANK_DEPTH:]
 
     def _fuse(self, lists: list[list[Hit]], weights: list[float], k: int) -> list[Hit]:
@@ -205,11 +213,23 @@ class ExtractiveAnswerer:
             top = r.hits[0].score
             return [h.clause for h in r.hits[: self.max_set_items] if h.score >= 0.5 * top]
         pool = [c for c in snap.clauses if (not plan_only or c.doc_id in plan_ids) and c.kind != "item-title"]
+        weights = self.evidence.weights(terms)
         matched = [c for c in pool if all(t in c.text for t in terms)]
         if len(matched) < 2 and len(terms) > 1:
-            weights = self.evidence.weights(terms)
             hit_ids = {h.clause.clause_id for h in r.hits[:20]}
             matched = [c for c in pool if c.clause_id in hit_ids and self.evidence.coverage(weights, c.text) >= 0.6]
+        # The best retrieved clauses count too when they share enough of the question's words: they catch
+        # clauses that say the same thing in other words.
+        in_pool = {c.clause_id for c in pool}
+        have = {c.clause_id for c in matched}
+        for h in r.hits[:SET_TOP_HITS]:
+            c = h.clause
+            if c.clause_id in in_pool and c.clause_id not in have and \
+                    self.evidence.coverage(weights, c.text) >= SET_HIT_MIN_COVERAGE:
+                matched.append(c)
+                have.add(c.clause_id)
+        order = {c.clause_id: i for i, c in enumerate(snap.clauses)}
+        matched.sort(key=lambda c: order[c.clause_id])
         return matched[: self.max_set_items]
 
     def _quote(self, clause: Clause, r: Retrieved) -> str:
