@@ -32,8 +32,8 @@ META_WORDS = frozenset({"任务", "举措", "措施", "方案", "政策", "条�
 QUANTITY_DEPTH = 1
 
 #: Calibrated defaults (README: "Refusal threshold").
-DEFAULT_THRESHOLD_ZH = 0.25
-DEFAULT_THRESHOLD_EN = 0.25
+DEFAULT_THRESHOLD_ZH = 0.30
+DEFAULT_THRESHOLD_EN = 0.30
 
 
 _ASKS_QUANTITY = re.compile(r"多少|(?<!哪)几[个年天日条项次倍种类家名位]|多长|多久|多大|比例|百分之|how (much|many|long)|what percentage|"
