@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 import unicodedata
 from collections.abc import Iterable
+from typing import Any
 
 from corpus.parsing import split_sentences
 
@@ -54,18 +56,31 @@ def strip_citations(text: str) -> str:
 _FUNCTION_CHARS = set("到的了和与及或在中有是对把被为将从向以由等之其该各个也都就还又并而且但要会能可让给这那哪吗呢吧啊么什怎多少几请问我你他她它们如何否")
 
 
+@functools.cache
+def _segmenter() -> Any:
+    """A jieba tokenizer over the assistant's small dictionary (see :mod:`assistant.jieba_dict`)."""
+    import logging
+
+    import jieba
+
+    from assistant.jieba_dict import DICT_PATH
+
+    jieba.setLogLevel(logging.WARNING)
+    tokenizer = jieba.Tokenizer(dictionary=str(DICT_PATH))
+    tokenizer.initialize()
+    return tokenizer
+
+
 def content_terms(text: str) -> list[str]:
     """Topic-bearing words of a question (jieba words without question words), Latin words.
 
     >>> content_terms("哪些任务涉及数据跨境？")
     ['任务', '数据', '跨境']
     """
-    import jieba
-
     text = unicodedata.normalize("NFKC", text).lower()
     text = _ZH_STOP_RE.sub(" ", text)
     terms: list[str] = []
-    for word in jieba.lcut(text):
+    for word in _segmenter().lcut(text):
         word = word.strip()
         if not word or not re.search(r"[\u3400-\u9fffa-z0-9]", word):
             continue
