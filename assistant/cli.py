@@ -9,7 +9,7 @@ import json
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import typer
 
@@ -92,10 +92,10 @@ def _print_json(obj: dict[str, Any]) -> None:
 
 @app.command()
 def ingest(paths: list[Path] = typer.Argument(None, help="Files to add (.txt .md .docx .pdf .html); none: the shipped corpus."),
-           doc_id: Optional[str] = typer.Option(None, help="Document id (one file only)."),
-           title: Optional[str] = typer.Option(None), status: Optional[str] = typer.Option(None),
-           issuer: Optional[str] = typer.Option(None), date: Optional[str] = typer.Option(None),
-           wenhao: Optional[str] = typer.Option(None)) -> None:
+           doc_id: str | None = typer.Option(None, help="Document id (one file only)."),
+           title: str | None = typer.Option(None), status: str | None = typer.Option(None),
+           issuer: str | None = typer.Option(None), date: str | None = typer.Option(None),
+           wenhao: str | None = typer.Option(None)) -> None:
     """Add documents to the index (the same file twice adds nothing; a changed file replaces its clauses)."""
     assistant = _assistant(build=not paths)
     if not paths:
@@ -179,10 +179,10 @@ def show(clause_id: str, as_json: bool = typer.Option(False, "--json")) -> None:
 
 
 @app.command()
-def search(query: Optional[str] = typer.Argument(None), k: int = typer.Option(5, "--k", "-k"),
-           doc: Optional[str] = typer.Option(None, "--doc", help="Only this document id."),
-           section: Optional[str] = typer.Option(None, help="Only clauses under this id prefix or heading."),
-           batch: Optional[Path] = typer.Option(None, help="JSONL file of {id, question}."),
+def search(query: str | None = typer.Argument(None), k: int = typer.Option(5, "--k", "-k"),
+           doc: str | None = typer.Option(None, "--doc", help="Only this document id."),
+           section: str | None = typer.Option(None, help="Only clauses under this id prefix or heading."),
+           batch: Path | None = typer.Option(None, help="JSONL file of {id, question}."),
            as_json: bool = typer.Option(False, "--json")) -> None:
     """Retrieve the clauses closest to QUERY."""
     if not batch and (query is None or not query.strip()):
@@ -201,8 +201,8 @@ def search(query: Optional[str] = typer.Argument(None), k: int = typer.Option(5,
 
 
 @app.command()
-def ask(question: Optional[str] = typer.Argument(None),
-        batch: Optional[Path] = typer.Option(None, help="JSONL file of {id, question, history}."),
+def ask(question: str | None = typer.Argument(None),
+        batch: Path | None = typer.Option(None, help="JSONL file of {id, question, history}."),
         as_json: bool = typer.Option(False, "--json")) -> None:
     """Answer QUESTION with cited clauses (no QUESTION and no --batch: an interactive loop)."""
     assistant = _assistant()
@@ -281,21 +281,9 @@ def _interactive(assistant: PolicyAssistant) -> None:
         history.append((line, answer.answer))
 
 
-def _add_eval() -> None:
-    """``policy-assistant eval …`` (see :mod:`eval.cli`); absent when the eval package is not installed."""
-    try:
-        from eval.cli import eval_app
-    except ImportError:
-        return
-    app.add_typer(eval_app, name="eval")
-
-
-_add_eval()
-
-
 @app.command()
-def serve(host: Optional[str] = typer.Option(None, help="Interface to listen on (default: HOST or 127.0.0.1)."),
-          port: Optional[int] = typer.Option(None, help="Port (default: PORT or 7860).")) -> None:
+def serve(host: str | None = typer.Option(None, help="Interface to listen on (default: HOST or 127.0.0.1)."),
+          port: int | None = typer.Option(None, help="Port (default: PORT or 7860).")) -> None:
     """Start the web app: the chat page at / and the REST API under /api (docs at /docs)."""
     import uvicorn
 
@@ -309,6 +297,18 @@ def serve(host: Optional[str] = typer.Option(None, help="Interface to listen on 
     typer.echo(f"policy assistant: {len(assistant.documents())} documents indexed; "
                f"open http://{shown}:{port}/  (API docs: http://{shown}:{port}/docs)", err=True)
     uvicorn.run(web, host=host, port=port, log_level="warning")
+
+
+def _add_eval() -> None:
+    """``policy-assistant eval …`` (see :mod:`eval.cli`); absent when the eval package is not installed."""
+    try:
+        from eval.cli import eval_app
+    except ImportError:
+        return
+    app.add_typer(eval_app, name="eval")
+
+
+_add_eval()
 
 
 def main() -> None:

@@ -20,7 +20,7 @@ class Citation(BaseModel):
     quote: str = ""
 
     @classmethod
-    def of(cls, clause: Clause, quote: str = "") -> "Citation":
+    def of(cls, clause: Clause, quote: str = "") -> Citation:
         return cls(clause_id=clause.clause_id, doc_id=clause.doc_id, doc_title=clause.doc_title,
                    path=clause.path_text, text=clause.text, label=clause.label, quote=quote or clause.text)
 

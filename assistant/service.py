@@ -22,7 +22,7 @@ from typing import Any
 
 from assistant.conversation import History
 from assistant.evidence import EvidenceScorer
-from assistant.extractive import ExtractiveAnswerer
+from assistant.extractive import RERANK_DEPTH, ExtractiveAnswerer
 from assistant.models import Answer, ClauseView, DocumentInfo
 from assistant.settings import Settings
 from assistant.support import SupportJudge
@@ -76,7 +76,8 @@ class PolicyAssistant:
 
     @cached_property
     def retriever(self) -> HybridRetriever:
-        return HybridRetriever(self.store, mode=self.settings.retrieval_mode, rrf_k=self.settings.rrf_k)
+        return HybridRetriever(self.store, mode=self.settings.retrieval_mode, rrf_k=self.settings.rrf_k,
+                               dense_weight=self.settings.dense_weight)
 
     @cached_property
     def evidence(self) -> EvidenceScorer:
@@ -84,7 +85,7 @@ class PolicyAssistant:
 
     @cached_property
     def extractive(self) -> ExtractiveAnswerer:
-        return ExtractiveAnswerer(self.retriever, evidence=self.evidence)
+        return ExtractiveAnswerer(self.retriever, evidence=self.evidence, rerank_weight=self.settings.rerank_weight)
 
     @cached_property
     def judge(self) -> SupportJudge:
@@ -223,7 +224,11 @@ class PolicyAssistant:
             raise InputError("k must be between 1 and 100")
         if doc_id and doc_id not in self.retriever.snapshot.documents:
             raise NotFoundError(f"unknown document {doc_id!r}")
-        return self.retriever.run(query, k=k, doc_id=doc_id, section=section)
+        hits = self.retriever.run(query, k=max(k, RERANK_DEPTH), doc_id=doc_id, section=section)
+        hits = self.extractive.rerank(query, hits)[:k]
+        for rank, hit in enumerate(hits, start=1):
+            hit.rank = rank
+        return hits
 
     def ask(self, question: str, history: History | None = None) -> Answer:
         question = self._check_text(question, "question")

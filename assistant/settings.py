@@ -40,11 +40,13 @@ class Settings(BaseSettings):
     embedding_model: str = "use-m3"
     retrieval_mode: Literal["hybrid", "dense", "lexical"] = "hybrid"
     rrf_k: int = 60
+    dense_weight: float = 1.0
+    rerank_weight: float = 0.2
     num_threads: int = 1
 
     # answers
     max_question_chars: int = 1000
-    refusal_threshold_zh: float | None = None  # None: the calibrated default in assistant/refusal.py
+    refusal_threshold_zh: float | None = None  # None: the calibrated default in assistant/evidence.py
     refusal_threshold_en: float | None = None
 
     # API / admin

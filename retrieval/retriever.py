@@ -101,11 +101,16 @@ class HybridRetriever:
         mode: ``hybrid`` (default), ``dense`` or ``lexical``.
         rrf_k: the RRF constant.
         candidates: how many hits each list contributes before fusion.
+        dense_weight: RRF weight of the dense lists (the lexical lists weigh 1).
     """
 
-    def __init__(self, store: ClauseStore, mode: str = "hybrid", rrf_k: int = 60, candidates: int = 50) -> None:
+    def __init__(self, store: ClauseStore, mode: str = "hybrid", rrf_k: int = 60, candidates: int = 50,
+                 dense_weight: float = 1.0) -> None:
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}")
+        if dense_weight < 0:
+            raise ValueError("dense_weight must be non-negative")
+        self.dense_weight = dense_weight
         self.store = store
         self.mode = mode
         self.rrf_k = rrf_k
@@ -206,10 +211,13 @@ class HybridRetriever:
                     if len(lexical_rank) >= self.candidates:
                         break
         rankings = [dense_rank, lexical_rank]
+        weights = [self.dense_weight, 1.0]
         routed = self.route(query) if not doc_id else []
         if routed and len(routed) < len(snap.documents):
-            rankings.extend(self._routed_lists(query, snap, routed, keep, dense, lexical))
-        fused = reciprocal_rank_fusion(rankings, k=self.rrf_k)
+            extra = self._routed_lists(query, snap, routed, keep, dense, lexical)
+            rankings.extend(extra)
+            weights.extend([self.dense_weight, 1.0][: len(extra)] if self.mode == "hybrid" else [1.0] * len(extra))
+        fused = reciprocal_rank_fusion(rankings, k=self.rrf_k, weights=weights)
         hits: list[Hit] = []
         for rank, (key, score) in enumerate(fused[:k], start=1):
             i = int(key)
