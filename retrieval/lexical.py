@@ -58,5 +58,6 @@ class LexicalIndex:
         scores = self.scores(query)
         if not scores.size:
             return []
-        top = np.argsort(-scores, kind="stable")[:k]
-        return [(int(i), float(scores[i])) for i in top if scores[i] > 0]
+        positive = int(np.count_nonzero(scores > 0))
+        top = np.argsort(-scores, kind="stable")[: min(k, positive)]
+        return [(int(i), float(scores[i])) for i in top]

@@ -153,15 +153,15 @@ class HybridRetriever:
                 out.append(doc_id)
         return out
 
-    def _routed_lists(self, query: str, snap: IndexSnapshot, routed: list[str], keep: Callable[[int], bool],
-                      dense: dict[int, float], lexical: dict[int, float]) -> list[list[str]]:
+    def _routed_lists(self, query: str, vector: list[float] | None, snap: IndexSnapshot, routed: list[str],
+                      keep: Callable[[int], bool], dense: dict[int, float],
+                      lexical: dict[int, float]) -> list[list[str]]:
         """Dense and lexical rankings restricted to the routed documents."""
         allowed = set(routed)
         lists: list[list[str]] = []
-        if self.mode in ("hybrid", "dense"):
-            vector = self.store.embedder.embed_query(query).tolist()
+        if vector is not None:
             ranking = []
-            for cid, sim in self.store.query(vector, self.candidates, doc_ids=routed):
+            for cid, sim in self.store.query(vector, self.candidates, doc_ids=routed, limit=len(snap.chroma_ids)):
                 i = snap.by_chroma_id.get(cid)
                 if i is not None and keep(i) and snap.clauses[i].doc_id in allowed:
                     dense.setdefault(i, sim)
@@ -193,10 +193,11 @@ class HybridRetriever:
 
         dense: dict[int, float] = {}
         dense_rank: list[str] = []
+        vector: list[float] | None = None
         if self.mode in ("hybrid", "dense"):
             vector = self.store.embedder.embed_query(query).tolist()
             want = self.candidates if not section else max(self.candidates, 200)
-            for cid, sim in self.store.query(vector, want, doc_id=doc_id):
+            for cid, sim in self.store.query(vector, want, doc_id=doc_id, limit=len(snap.chroma_ids)):
                 i = snap.by_chroma_id.get(cid)
                 if i is not None and keep(i):
                     dense[i] = sim
@@ -214,7 +215,7 @@ class HybridRetriever:
         weights = [self.dense_weight, 1.0]
         routed = self.route(query) if not doc_id else []
         if routed and len(routed) < len(snap.documents):
-            extra = self._routed_lists(query, snap, routed, keep, dense, lexical)
+            extra = self._routed_lists(query, vector, snap, routed, keep, dense, lexical)
             rankings.extend(extra)
             weights.extend([self.dense_weight, 1.0][: len(extra)] if self.mode == "hybrid" else [1.0] * len(extra))
         fused = reciprocal_rank_fusion(rankings, k=self.rrf_k, weights=weights)

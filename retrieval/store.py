@@ -120,15 +120,18 @@ class ClauseStore:
         return out
 
     def query(self, vector: list[float], k: int, doc_id: str | None = None,
-              doc_ids: list[str] | None = None) -> list[tuple[str, float]]:
-        """Nearest clauses as ``(chroma_id, cosine similarity)``, optionally within some documents."""
+              doc_ids: list[str] | None = None, limit: int | None = None) -> list[tuple[str, float]]:
+        """Nearest clauses as ``(chroma_id, cosine similarity)``, optionally within some documents.
+
+        ``limit`` is a known lower bound of the collection's size (saves a count round trip).
+        """
         where: dict[str, Any] | None = None
         if doc_id:
             where = {"doc_id": doc_id}
         elif doc_ids:
             where = {"doc_id": {"$in": list(doc_ids)}}
-        count = self.collection.count()
-        if count == 0:
+        count = self.collection.count() if limit is None else limit
+        if count <= 0:
             return []
         res = self.collection.query(
             query_embeddings=[vector],
