@@ -106,8 +106,11 @@ def ingest(paths: list[Path] = typer.Argument(None, help="Files to add (.txt .md
         _fail("--doc-id needs exactly one file")
     _run(assistant.ensure_index)
     for path in paths:
-        parsed, changed = _run(lambda p=path: assistant.ingest_path(
-            p, doc_id=doc_id, title=title, status=status, issuer=issuer, date=date, wenhao=wenhao))
+        def ingest_one(p: Path = path) -> tuple[Any, bool]:
+            return assistant.ingest_path(p, doc_id=doc_id, title=title, status=status, issuer=issuer, date=date,
+                                         wenhao=wenhao)
+
+        parsed, changed = _run(ingest_one)
         state = "added/replaced" if changed else "unchanged"
         typer.echo(f"{parsed.meta.doc_id}: {len(parsed.clauses)} clauses ({state})")
 
@@ -190,9 +193,9 @@ def search(query: str | None = typer.Argument(None), k: int = typer.Option(5, "-
     assistant = _assistant()
     items = _batch(batch) if batch else iter([{"id": None, "question": query}])
     for item in items:
-        q = item.get("question", item.get("query"))
-        hits = _run(lambda: assistant.search(q, k=int(item.get("k", k)), doc_id=item.get("doc_id", doc),
-                                             section=section))
+        q = str(item.get("question", item.get("query")) or "")
+        item_k = int(item.get("k", k) or k)
+        hits = _run(lambda: assistant.search(q, k=item_k, doc_id=item.get("doc_id", doc), section=section))
         if as_json:
             _print_json({"id": item.get("id"), "hits": [hit_json(h) for h in hits]})
         else:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Any
 
 from assistant.conversation import Condensed, Condenser, History
 from assistant.evidence import META_WORDS, EvidenceScorer, question_terms
@@ -167,8 +168,8 @@ class ExtractiveAnswerer:
 
     def answer_from(self, r: Retrieved, question: str) -> Answer:
         """The extractive answer for an already retrieved question (also the generative fallback)."""
-        base = dict(question=question, standalone_question=r.condensed.standalone, lang=r.lang,
-                    support_score=round(r.support, 4))
+        base: dict[str, Any] = dict(question=question, standalone_question=r.condensed.standalone, lang=r.lang,
+                                    support_score=round(r.support, 4))
         if r.refused or not r.hits:
             nearest = [Citation.of(h.clause) for h in r.hits[:3]]
             return Answer(answer=self.refusal_text(r.lang, nearest), refused=True, nearest=nearest, **base)

@@ -313,8 +313,8 @@ class GenerativeAnswerer:
         except Exception as exc:  # noqa: BLE001 - the rule-based condenser takes over
             log.warning("condensing with the model failed (%s); rule-based condenser used", exc)
             return None
-        out = (self._visible(out) or "").strip().strip("\"'“”「」").splitlines()[0:1]
-        text = out[0].strip() if out else ""
+        lines = (self._visible(out) or "").strip().strip("\"'“”「」").splitlines()[0:1]
+        text = lines[0].strip() if lines else ""
         if not text or len(text) > max(200, 4 * len(question)) or NO_ANSWER in text:
             return None
         return text

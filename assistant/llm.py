@@ -31,6 +31,7 @@ from langchain_core.language_models import BaseChatModel
 from langchain_core.output_parsers import StrOutputParser
 from langchain_core.prompts import ChatPromptTemplate
 from langchain_core.runnables import Runnable
+from pydantic import SecretStr
 
 from assistant.settings import Settings
 
@@ -68,7 +69,8 @@ def make_chat_model(settings: Settings) -> BaseChatModel | None:
             raise LLMConfigError("LLM_PROVIDER=openai needs LLM_BASE_URL, e.g. http://127.0.0.1:8000/v1")
         from langchain_openai import ChatOpenAI
 
-        return ChatOpenAI(base_url=settings.llm_base_url, api_key=settings.llm_api_key or "not-needed",
+        return ChatOpenAI(base_url=settings.llm_base_url,  # type: ignore[call-arg]
+                          api_key=SecretStr(settings.llm_api_key or "not-needed"),
                           model=settings.llm_model, timeout=settings.llm_timeout_s, max_retries=0,
                           temperature=0.0, max_tokens=max_out)
     if provider == "ollama":

@@ -128,8 +128,8 @@ class CitationVerifier:
             # cut into sentences; markers right after the end punctuation belong to the sentence
             spans: list[str] = []
             pos = 0
-            for end in _END.finditer(rest):
-                stop = end.end()
+            for stop_m in _END.finditer(rest):
+                stop = stop_m.end()
                 tail = re.match(r"(\s*(?:\[[^\[\]\n]{1,200}\]|【[^【】\n]{1,200}】))+", rest[stop:])
                 if tail:
                     stop += tail.end()
@@ -144,9 +144,9 @@ class CitationVerifier:
             for si, span in enumerate(spans):
                 refs = [a or b for a, b in MARKER.findall(span)]
                 body = MARKER.sub("", span).rstrip()
-                end_m = _TRAIL_PUNCT.search(body)
-                end = end_m.group(0).strip() if end_m else ""
-                body = body[: end_m.start()] if end_m else body
+                trail = _TRAIL_PUNCT.search(body)
+                end = trail.group(0).strip() if trail else ""
+                body = body[: trail.start()] if trail else body
                 pieces.append(_Piece(prefix if si == 0 else "", body.strip() if si == 0 else body.rstrip(), refs,
                                      end, newline if si == len(spans) - 1 else ""))
         # a piece without words (only markers or punctuation) hands its markers to the previous one

@@ -200,7 +200,7 @@ class _Handler(BaseHTTPRequestHandler):
             send({"content": piece})
         send({}, "stop")
         if (body.get("stream_options") or {}).get("include_usage"):
-            usage = {"id": cid, "object": "chat.completion.chunk", "created": created, "model": model, "choices": [],
+            usage: dict[str, Any] = {"id": cid, "object": "chat.completion.chunk", "created": created, "model": model, "choices": [],
                      "usage": {"prompt_tokens": 1, "completion_tokens": len(pieces), "total_tokens": 1 + len(pieces)}}
             self.wfile.write(f"data: {json.dumps(usage)}\n\n".encode())
         self.wfile.write(b"data: [DONE]\n\n")
@@ -209,7 +209,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _ollama(self, body: dict[str, Any], text: str, pieces: list[str]) -> None:
         model = body.get("model") or self.server.owner.model
         now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-        final = {"model": model, "created_at": now, "message": {"role": "assistant", "content": ""}, "done": True,
+        final: dict[str, Any] = {"model": model, "created_at": now, "message": {"role": "assistant", "content": ""}, "done": True,
                  "done_reason": "stop", "total_duration": 1, "load_duration": 1, "prompt_eval_count": 1,
                  "prompt_eval_duration": 1, "eval_count": max(1, len(pieces)), "eval_duration": 1}
         if body.get("stream") is False:
@@ -268,7 +268,7 @@ class FakeLLMServer:
 
     @property
     def root_url(self) -> str:
-        return f"http://{self._httpd.server_address[0]}:{self.port}"
+        return f"http://{self._httpd.server_address[0]!s}:{self.port}"
 
     def script(self, *replies: Reply) -> None:
         """Queue replies for the next requests; once they are used up, requests are echoed."""

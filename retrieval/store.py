@@ -101,8 +101,8 @@ class ClauseStore:
             out[doc_id] = StoredDocument(
                 meta=DocumentMeta(**json.loads(doc or "{}")),
                 content_hash=str(md["hash"]),
-                clause_count=int(md.get("clauses", 0)),
-                ingested_at=float(md.get("at", 0.0)),
+                clause_count=int(str(md.get("clauses", 0))),
+                ingested_at=float(str(md.get("at", 0.0))),
             )
         return out
 
@@ -134,7 +134,7 @@ class ClauseStore:
         if count <= 0:
             return []
         res = self.collection.query(
-            query_embeddings=[vector],
+            query_embeddings=[vector],  # type: ignore[arg-type]
             n_results=min(k, count),
             where=where,
             include=["distances"],
@@ -159,18 +159,18 @@ class ClauseStore:
             end = start + _BATCH
             self.collection.upsert(
                 ids=ids[start:end],
-                embeddings=[v.tolist() for v in vectors[start:end]],
+                embeddings=[v.tolist() for v in vectors[start:end]],  # type: ignore[arg-type]
                 documents=texts[start:end],
                 metadatas=metadatas[start:end],
             )
         # Commit point: the registry now names the new generation.
         self.registry.upsert(
             ids=[meta.doc_id],
-            embeddings=[[1.0]],
+            embeddings=[[1.0]],  # type: ignore[arg-type]
             documents=[meta.model_dump_json()],
             metadatas=[{"state": "ready", "hash": parsed.content_hash, "clauses": len(ids), "at": time.time()}],
         )
-        self.collection.delete(where={"$and": [{"doc_id": meta.doc_id}, {"gen": {"$ne": gen}}]})
+        self.collection.delete(where={"$and": [{"doc_id": meta.doc_id}, {"gen": {"$ne": gen}}]})  # type: ignore[dict-item]
         return True
 
     def delete(self, doc_id: str) -> bool:
