@@ -266,7 +266,7 @@ def create_app(assistant: PolicyAssistant | None = None, *, with_ui: bool = True
                           "then `done`. Bad input is refused with a 4xx before the stream starts.")
     async def ask_stream(body: AskIn) -> EventSourceResponse:
         # Validate before the stream starts so bad input is a plain 4xx, not an event.
-        question = service._check_text(body.question, "question")
+        question = service.check_text(body.question, "question")
         events = service.ask_stream(question, list(body.history))
         return EventSourceResponse(_sse(events), ping=15)
 

@@ -219,7 +219,7 @@ class PolicyAssistant:
         return ClauseView(clause=clause, document=snap.documents[clause.doc_id].meta, previous=prev, next=nxt)
 
     def search(self, query: str, k: int = 5, doc_id: str | None = None, section: str | None = None) -> list[Hit]:
-        query = self._check_text(query, "query")
+        query = self.check_text(query, "query")
         if not 1 <= k <= 100:
             raise InputError("k must be between 1 and 100")
         if doc_id and doc_id not in self.retriever.snapshot.documents:
@@ -231,7 +231,7 @@ class PolicyAssistant:
         return hits
 
     def ask(self, question: str, history: History | None = None) -> Answer:
-        question = self._check_text(question, "question")
+        question = self.check_text(question, "question")
         if self.settings.llm_provider != "none":
             return self.generative.run(question, _clean_history(history))
         return self.extractive.run(question, _clean_history(history))
@@ -239,10 +239,10 @@ class PolicyAssistant:
     def ask_stream(self, question: str, history: History | None = None) -> Iterator[dict[str, Any]]:
         """Events: ``{"type": "token", "text"}``…, then ``{"type": "answer", "answer": Answer}``.
 
-        In generative mode the tokens are the model's draft; the final answer is the verified one.
+        In generative mode each token is a sentence that has already been verified.
         """
         if self.settings.llm_provider != "none":
-            question = self._check_text(question, "question")
+            question = self.check_text(question, "question")
             yield from self.generative.stream(question, _clean_history(history))
             return
         answer = self.ask(question, history)
@@ -250,7 +250,8 @@ class PolicyAssistant:
             yield {"type": "token", "text": line}
         yield {"type": "answer", "answer": answer}
 
-    def _check_text(self, text: str, what: str) -> str:
+    def check_text(self, text: str, what: str) -> str:
+        """The stripped text, or InputError when it is empty or longer than MAX_QUESTION_CHARS."""
         if text is None or not str(text).strip():
             raise InputError(f"{what} is empty")
         text = str(text).strip()
