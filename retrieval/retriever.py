@@ -59,7 +59,7 @@ class IndexSnapshot:
     @classmethod
     def build(cls, store: ClauseStore) -> IndexSnapshot:
         docs = store.documents()
-        pairs = store.clauses()
+        pairs = store.clauses(docs)
         clauses = [c for _, c in pairs]
         ids = [cid for cid, _ in pairs]
         return cls(

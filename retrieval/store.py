@@ -106,9 +106,12 @@ class ClauseStore:
             )
         return out
 
-    def clauses(self) -> list[tuple[str, Clause]]:
-        """Every clause of a committed generation as ``(chroma_id, Clause)``, in document order."""
-        docs = self.documents()
+    def clauses(self, docs: dict[str, StoredDocument] | None = None) -> list[tuple[str, Clause]]:
+        """Every clause of a committed generation as ``(chroma_id, Clause)``, in document order.
+
+        ``docs`` is :meth:`documents` when the caller has just read it.
+        """
+        docs = self.documents() if docs is None else docs
         live = {doc_id: _generation(d.content_hash) for doc_id, d in docs.items()}
         out: list[tuple[str, Clause]] = []
         for cid, text, md in self._iter_all():
@@ -183,6 +186,8 @@ class ClauseStore:
     def repair(self) -> int:
         """Delete clauses that no committed document generation names (left by a crash)."""
         docs = self.documents()
+        if self.collection.count() == sum(d.clause_count for d in docs.values()):
+            return 0  # an interrupted write always leaves more records than the registry counts
         live = {doc_id: _generation(d.content_hash) for doc_id, d in docs.items()}
         stale = [cid for cid, _, md in self._iter_all() if live.get(str(md.get("doc_id"))) != md.get("gen")]
         for start in range(0, len(stale), _BATCH):
