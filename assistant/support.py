@@ -9,7 +9,9 @@ precision/recall (ALCE-style). The score is the larger of
   ``cos_floor`` maps to 0 and ``cos_ceiling`` to 1 (only when an embedder is given; this is
   what lets an English sentence be judged against a Chinese clause).
 
-A sentence is supported when the score reaches ``threshold``. The default threshold was
+A sentence that states an Arabic number the clause does not contain scores 0 against that
+clause (a changed number is the judge's most common error otherwise). A sentence is supported
+when the score reaches ``threshold``. The default threshold was
 calibrated on ``eval/datasets/support_labels.jsonl`` (see the README for its agreement).
 
 Usage::
@@ -36,6 +38,14 @@ class SupportVerdict(BaseModel):
     score: float
     best: int  # index of the best-supporting clause, -1 when there is none
     scores: list[float]
+
+
+_LIST_MARKER = re.compile(r"^\s*(?:\d{1,2}[.、)）]|[（(]\d{1,2}[)）])\s*")
+
+
+def _numbers(text: str) -> set[str]:
+    """Arabic numbers of a text (NFKC; ``1.06``, ``75``, ``2028``)."""
+    return set(re.findall(r"\d+(?:\.\d+)?", normalize(text)))
 
 
 def _bigrams(text: str) -> set[str]:
@@ -76,7 +86,13 @@ class SupportJudge:
             cos = np.asarray(c @ s, dtype=float)
             sem = np.clip((cos - self.cos_floor) / (self.cos_ceiling - self.cos_floor), 0.0, 1.0)
             out = [max(a, float(b)) for a, b in zip(out, sem)]
-        return out
+        return [0.0 if self.number_conflict(sentence, c) else score for score, c in zip(out, clauses)]
+
+    @staticmethod
+    def number_conflict(sentence: str, clause: str) -> bool:
+        """Does the sentence state an Arabic number the clause does not contain?"""
+        body = _LIST_MARKER.sub("", strip_citations(sentence))
+        return not _numbers(body) <= _numbers(clause)
 
     def run(self, sentence: str, clauses: list[str]) -> SupportVerdict:
         """Verdict for ``sentence`` against the candidate ``clauses`` (best one counts)."""

@@ -141,6 +141,7 @@ def calibrate_support(judge: Any, labels: Sequence[dict[str, Any]]) -> dict[str,
 
     gold = np.array([bool(lb["supported"]) for lb in labels])
     cont = np.array([judge.containment(lb["sentence"], [lb["clause_text"]][0]) for lb in labels])
+    conflict = np.array([judge.number_conflict(lb["sentence"], lb["clause_text"]) for lb in labels])
     if judge.embedder is not None:
         from assistant.text import strip_citations
 
@@ -156,6 +157,7 @@ def calibrate_support(judge: Any, labels: Sequence[dict[str, Any]]) -> dict[str,
     def acc(mask: np.ndarray, t: float, f: float, ce: float) -> float:
         sem = np.clip((cos[mask] - f) / (ce - f), 0, 1)
         score = np.maximum(cont[mask], sem if judge.embedder is not None else 0)
+        score = np.where(conflict[mask], 0.0, score)
         return float(np.mean((score >= t) == gold[mask]))
 
     def best(mask: np.ndarray, fixed_range: bool) -> tuple[float, float, float, float]:

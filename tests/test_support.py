@@ -66,3 +66,15 @@ def test_default_threshold_is_the_calibrated_one_and_agrees_with_the_labels(buil
     assert calibrated["accuracy"] == pytest.approx(agreement["accuracy"], abs=1e-3)
     # The calibration is not just fitting noise: held-out accuracy stays above the majority class.
     assert calibrated["leave_one_out_accuracy"] > 0.6
+
+
+def test_a_changed_number_is_never_supported() -> None:
+    judge = SupportJudge()
+    clause = "服务业增加值达到1.06万亿元，年均复合增长6%，服务业实际使用外资占全市实际使用外资比重达75%。"
+    assert judge.run("服务业增加值达到1.06万亿元。[二2]", [clause]).supported
+    wrong = judge.run("服务业增加值达到1.6万亿元。[二2]", [clause])
+    assert not wrong.supported and wrong.score == 0.0
+    assert SupportJudge.number_conflict("年均增长8%", clause)
+    assert not SupportJudge.number_conflict("年均复合增长6%", clause)
+    assert not SupportJudge.number_conflict("没有数字的句子", clause)
+    assert not SupportJudge.number_conflict("1. 「年均复合增长6%」[二2]", clause)  # a list marker is not a claim
