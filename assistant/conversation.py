@@ -13,6 +13,8 @@ from __future__ import annotations
 import re
 from typing import NamedTuple
 
+from assistant.text import strip_citations
+
 _FOLLOWUP_START = re.compile(r"^(那么|那|还有|另外|此外|以及|and\b|what about\b|how about\b|and what about\b)\s*",
                              re.IGNORECASE)
 _FOLLOWUP_END = re.compile(r"(呢|呢？|呢\?|吗？)$")
@@ -52,13 +54,12 @@ class Condenser:
         core = re.sub(r"呢$", "", core).strip() or question
         if not history:
             return Condensed(core=question, standalone=question, is_followup=False)
-        previous = next((q for q, _ in reversed(history) if q and q.strip()), "")
+        previous, last_answer = next(((q, a) for q, a in reversed(history) if q and q.strip()), ("", ""))
         short = len(core) <= self.max_followup_chars
         pronoun = bool(_PRONOUN_START.search(core))
         is_followup = bool(previous) and (starts or ends or short or pronoun)
         if not is_followup:
             return Condensed(core=question, standalone=question, is_followup=False)
-        last_answer = next((a for q, a in reversed(history) if q and q.strip()), "") or ""
-        context = re.sub(r"\[[^\[\]]{1,80}\]", "", last_answer).strip()[:200]
+        context = strip_citations(last_answer or "").strip()[:200]
         return Condensed(core=core, standalone=f"{core} {previous.strip()}", is_followup=True,
                          context=f"{core} {context}" if context else "")

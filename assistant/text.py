@@ -10,12 +10,12 @@ from collections.abc import Iterable
 from typing import Any
 
 from corpus.parsing import split_sentences
+from retrieval.lexical import detect_lang
 
 __all__ = ["detect_lang", "content_terms", "normalize", "split_sentences", "idf_weights", "coverage",
            "strip_citations"]
 
 _CJK = re.compile(r"[\u3400-\u9fff]")
-_LATIN = re.compile(r"[A-Za-z]")
 # Question words and fillers that say nothing about the topic.
 _ZH_STOP = sorted([
     "请问", "请", "有哪些", "哪些", "哪几", "什么", "多少", "怎么样", "怎么", "怎样", "如何", "是否", "能否",
@@ -33,11 +33,6 @@ _EN_STOP = {
     "we", "you", "my", "our", "it", "its", "this", "that", "these", "those", "with", "by", "from", "about", "as",
     "at", "plan", "fuzhou", "s", "me", "tell", "please", "under", "according", "did", "have", "has",
 }
-
-
-def detect_lang(text: str) -> str:
-    """``en`` when Latin letters outnumber CJK characters, else ``zh``."""
-    return "en" if len(_LATIN.findall(text)) > 2 * len(_CJK.findall(text)) else "zh"
 
 
 def normalize(text: str) -> str:

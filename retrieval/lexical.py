@@ -15,6 +15,17 @@ import bm25s
 import numpy as np
 
 _CJK_RUN = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]+")
+_CJK_CHAR = re.compile(r"[\u3400-\u9fff]")
+_LATIN_CHAR = re.compile(r"[A-Za-z]")
+
+
+def detect_lang(text: str) -> str:
+    """``en`` when Latin letters outnumber twice the CJK characters, else ``zh``.
+
+    >>> detect_lang("Can foreign doctors open a clinic?"), detect_lang("外国医生能开诊所吗？")
+    ('en', 'zh')
+    """
+    return "en" if len(_LATIN_CHAR.findall(text)) > 2 * len(_CJK_CHAR.findall(text)) else "zh"
 _WORD = re.compile(r"[a-z0-9]+(?:\.[0-9]+)?")
 
 

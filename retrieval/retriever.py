@@ -9,7 +9,6 @@ Usage::
 
 from __future__ import annotations
 
-import re
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -19,18 +18,14 @@ from pydantic import BaseModel
 from corpus.models import Clause
 from retrieval.fusion import reciprocal_rank_fusion
 from retrieval.glossary import expand_query
-from retrieval.lexical import LexicalIndex
+from retrieval.lexical import LexicalIndex, detect_lang
 from retrieval.store import ClauseStore, StoredDocument
 
 MODES = ("hybrid", "dense", "lexical")
 
-_LATIN = re.compile(r"[A-Za-z]")
-_CJK = re.compile(r"[\u3400-\u9fff]")
-
-
 def lexical_query(query: str) -> str:
     """The text BM25 sees: an English query gets the Chinese glossary terms of its domain words."""
-    if len(_LATIN.findall(query)) > 2 * len(_CJK.findall(query)):
+    if detect_lang(query) == "en":
         return f"{query} {expand_query(query)}"
     return query
 
