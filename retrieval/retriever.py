@@ -13,9 +13,11 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+import numpy as np
 from pydantic import BaseModel
 
 from corpus.models import Clause
+from retrieval.embeddings import Embedder
 from retrieval.fusion import reciprocal_rank_fusion
 from retrieval.glossary import expand_query
 from retrieval.lexical import LexicalIndex, detect_lang
@@ -50,20 +52,24 @@ class IndexSnapshot:
     lexical: LexicalIndex
     by_chroma_id: dict[str, int] = field(default_factory=dict)
     by_clause_id: dict[str, int] = field(default_factory=dict)
+    #: Unit vectors of the clauses under the secondary embedding model (rows follow ``clauses``).
+    secondary: np.ndarray | None = None
 
     @classmethod
-    def build(cls, store: ClauseStore) -> IndexSnapshot:
+    def build(cls, store: ClauseStore, secondary: Embedder | None = None) -> IndexSnapshot:
         docs = store.documents()
         pairs = store.clauses(docs)
         clauses = [c for _, c in pairs]
         ids = [cid for cid, _ in pairs]
+        texts = [c.text for c in clauses]
         return cls(
             documents=docs,
             clauses=clauses,
             chroma_ids=ids,
-            lexical=LexicalIndex([c.text for c in clauses]),
+            lexical=LexicalIndex(texts),
             by_chroma_id={cid: i for i, cid in enumerate(ids)},
             by_clause_id={c.clause_id: i for i, c in enumerate(clauses)},
+            secondary=secondary.embed_documents(texts) if secondary is not None and texts else None,
         )
 
     def get(self, clause_id: str) -> Clause | None:
@@ -97,16 +103,19 @@ class HybridRetriever:
         rrf_k: the RRF constant.
         candidates: how many hits each list contributes before fusion.
         dense_weight: RRF weight of the dense lists (the lexical lists weigh 1).
+        secondary: a second embedding model whose ranking is fused too (its clause vectors live
+            in the snapshot; cached by content, so only new clauses are embedded).
     """
 
     def __init__(self, store: ClauseStore, mode: str = "hybrid", rrf_k: int = 60, candidates: int = 50,
-                 dense_weight: float = 1.0) -> None:
+                 dense_weight: float = 1.0, secondary: Embedder | None = None) -> None:
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}")
         if dense_weight < 0:
             raise ValueError("dense_weight must be non-negative")
         self.dense_weight = dense_weight
         self.store = store
+        self.secondary = secondary if mode != "lexical" else None
         self.mode = mode
         self.rrf_k = rrf_k
         self.candidates = candidates
@@ -119,13 +128,13 @@ class HybridRetriever:
         if snap is None:
             with self._lock:
                 if self._snapshot is None:
-                    self._snapshot = IndexSnapshot.build(self.store)
+                    self._snapshot = IndexSnapshot.build(self.store, self.secondary)
                 snap = self._snapshot
         return snap
 
     def refresh(self) -> IndexSnapshot:
         """Rebuild the snapshot from the store (call after a committed write)."""
-        snap = IndexSnapshot.build(self.store)
+        snap = IndexSnapshot.build(self.store, self.secondary)
         self._snapshot = snap
         return snap
 
@@ -197,6 +206,14 @@ class HybridRetriever:
                 if i is not None and keep(i):
                     dense[i] = sim
                     dense_rank.append(str(i))
+        second_rank: list[str] = []
+        if self.secondary is not None and snap.secondary is not None:
+            sims = snap.secondary @ self.secondary.embed_query(query)
+            for i in np.argsort(-sims, kind="stable"):
+                if keep(int(i)):
+                    second_rank.append(str(int(i)))
+                    if len(second_rank) >= self.candidates:
+                        break
         lexical: dict[int, float] = {}
         lexical_rank: list[str] = []
         if self.mode in ("hybrid", "lexical"):
@@ -208,6 +225,9 @@ class HybridRetriever:
                         break
         rankings = [dense_rank, lexical_rank]
         weights = [self.dense_weight, 1.0]
+        if second_rank:
+            rankings.append(second_rank)
+            weights.append(self.dense_weight)
         routed = self.route(query) if not doc_id else []
         if routed and len(routed) < len(snap.documents):
             extra = self._routed_lists(query, vector, snap, routed, keep, dense, lexical)

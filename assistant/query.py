@@ -1,0 +1,199 @@
+"""Query analysis, computed once per question: language, terms and the question's *slots*.
+
+Retrieval, the answerability gate and both answerers read the :class:`Query`; nothing downstream
+segments the question again.
+
+Slots:
+
+* ``places``: places the question names (:mod:`assistant.places`; 榕/本市 count as 福州);
+* ``documents``: titles in 《…》 and law-like names (``…法``, ``…条例``, ``…规定``, ``…办法``);
+* ``wenhao``: document numbers such as ``商资函〔2025〕84号``;
+* ``articles``: article numbers (第40条 ↔ 第四十条, via ``cn2an``);
+* ``years``: four-digit years (2025年, "in 2030");
+* ``kind``: the kind of answer asked (amount, rate, count, deadline, date, contact, materials,
+  procedure, yes-no, list, fact).
+
+Usage::
+
+    analyzer = QueryAnalyzer()
+    q = analyzer.run("2025年服务业增加值是多少？")
+    q.kind, q.years      # ('amount', [2025])
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+from assistant.conversation import Condensed, Condenser, History
+from assistant.places import HOME_ALIASES, HOME_CITY, NATIONAL, Gazetteer
+from assistant.text import content_terms, detect_lang
+from retrieval.glossary import expand_query
+
+AnswerKind = Literal["amount", "rate", "count", "deadline", "date", "contact", "materials", "procedure", "yes-no",
+                     "list", "fact"]
+
+#: Words that name the kind of answer wanted, not its topic.
+META_WORDS = frozenset({"任务", "举措", "措施", "方案", "政策", "条款", "内容", "工作", "涉及", "相关", "有关", "方面",
+                        "规定", "试点", "中", "里", "和", "tasks", "task", "measures", "measure", "pilot", "plan",
+                        "clauses", "related", "mention", "mentions", "involve", "involving"})
+
+# Order matters: the first kind whose pattern matches wins.
+_KINDS: list[tuple[AnswerKind, re.Pattern[str]]] = [
+    ("contact", re.compile(r"电话|联系方式|联系人|联系电话|热线|邮箱|电子邮件|网址|官网|网站|办公地址|详细地址|门牌|"
+                           r"办公时间|上班时间|几点|phone|contact|e-?mail|hotline|website|office hours|street address|"
+                           r"mailing address", re.I)),
+    ("materials", re.compile(r"材料|提交什么|提交哪些|要交什么|准备什么|需要什么(文件|证件|手续)|申请表|表格|证明文件|"
+                             r"what documents|which documents|paperwork|materials|documents (do|should|must) (i|we)|"
+                             r"forms? (do|should|must)", re.I)),
+    ("amount", re.compile(r"多少钱|多少元|多少万|多少亿|多少资金|金额|额度|罚多少|罚款多少|补贴多少|奖励多少|多少补贴|"
+                          r"多大规模|规模多大|增加值是多少|达到多少|how much|what amount|amount of|how large", re.I)),
+    ("rate", re.compile(r"比例|比重|占比|百分之|百分比|税率|费率|利率|增长率|增速|增长多少|几成|"
+                        r"rate|percentage|percent|share of|proportion", re.I)),
+    ("count", re.compile(r"多少个|多少家|多少项|多少名|多少人|多少条|多少类|多少种|(?<!哪)几个|几家|几项|几类|几种|几条|几名|"
+                         r"how many|number of", re.I)),
+    ("deadline", re.compile(r"多久|多长时间|多少天|多少日|几天|几日|几个月|期限|时限|截止|最晚|最迟|有效期|"
+                            r"how long|deadline|time limit|within how|how soon|valid for", re.I)),
+    ("date", re.compile(r"什么时候|何时|哪一年|哪年|几月|日期|哪天|时间节点|when|what date|which year|what year", re.I)),
+    ("procedure", re.compile(r"怎么申请|如何申请|怎么办理|如何办理|流程|程序|步骤|手续|去哪(里|儿)?办|"
+                             r"how (do|can|should) (i|we) (apply|register|get)|procedure|process for|steps", re.I)),
+    ("list", re.compile(r"哪些|哪几|有什么|都有什么|列举|列出|清单|which|what are|list|what measures|what tasks", re.I)),
+    ("yes-no", re.compile(r"能不能|可不可以|能否|是否|可以.{0,20}吗|能.{0,20}吗|有没有|是不是|允许.{0,20}吗|会不会|"
+                          r"^(can|may|is|are|does|do|will|could|should|must)\b", re.I)),
+]
+
+_DOC_TITLE = re.compile(r"《([^《》]{2,60})》")
+_LAW_NAME = re.compile(r"([\u4e00-\u9fff]{2,20}?(?:法|条例|规定|办法|细则|决定))(?:第|规定|里|中|的|有|对|怎么|吗|呢|？|\?|，|。|\s|$)")
+_EN_LAW = re.compile(r"\b((?:[A-Z][a-z]+(?:-[A-Z][a-z]+)? ){1,6}(?:Law|Regulations?|Measures|Rules|Provisions))\b")
+_WENHAO = re.compile(r"[\u4e00-\u9fff]{1,8}[〔\[［(（]\s*(\d{4})\s*[〕\]］)）]\s*(\d+)\s*号")
+_ARTICLE = re.compile(r"第\s*([零〇一二三四五六七八九十百两\d]+)\s*条")
+_EN_ARTICLE = re.compile(r"\barticle\s+(\d+)\b", re.I)
+_YEAR = re.compile(r"(?<!\d)((?:19|20)\d{2})(?!\d)\s*(?:年|年度|年底|年前|年末)?")
+_LAW_WORDS = re.compile(r"(法|条例|规定|办法|细则|决定)$")
+# Generic words that end like a law name but name none ("办法" alone, "方法", "想法").
+_NOT_LAWS = {"办法", "方法", "想法", "做法", "说法", "看法", "用法", "合法", "违法", "依法", "规定", "决定", "有关规定",
+             "相关规定", "国家规定", "具体规定", "什么规定", "哪些规定", "新规定", "这个规定", "那个规定", "管理办法"}
+
+
+class Query(BaseModel):
+    """A question analysed once: what it asks, in which language, about what."""
+
+    text: str
+    standalone: str
+    core: str
+    is_followup: bool = False
+    context: str = ""
+    lang: Literal["zh", "en"] = "zh"
+    terms: list[str] = Field(default_factory=list)
+    topic_terms: list[str] = Field(default_factory=list)
+    places: list[str] = Field(default_factory=list)
+    home: bool = False
+    documents: list[str] = Field(default_factory=list)
+    wenhao: list[str] = Field(default_factory=list)
+    articles: list[int] = Field(default_factory=list)
+    years: list[int] = Field(default_factory=list)
+    kind: AnswerKind = "fact"
+
+    @property
+    def foreign_places(self) -> list[str]:
+        gaz = Gazetteer.load()
+        return [p for p in self.places if not gaz.is_home(p)]
+
+
+def answer_kind(text: str) -> AnswerKind:
+    """The kind of answer a question asks for.
+
+    >>> answer_kind("市服开办的电话是多少？"), answer_kind("到2028年服务业增加值要达到多少？")
+    ('contact', 'amount')
+    >>> answer_kind("Can foreign doctors open a clinic?"), answer_kind("哪些任务涉及数据跨境？")
+    ('yes-no', 'list')
+    """
+    for kind, pattern in _KINDS:
+        if pattern.search(text):
+            return kind
+    return "fact"
+
+
+def article_numbers(text: str) -> list[int]:
+    """Article numbers named in ``text``, whether written 第40条, 第四十条 or Article 40.
+
+    >>> article_numbers("数据安全法第三十一条和第40条"), article_numbers("Article 38 of the PIPL")
+    ([31, 40], [38])
+    """
+    import cn2an
+
+    out: list[int] = []
+    for m in _ARTICLE.finditer(text):
+        raw = m.group(1)
+        try:
+            out.append(int(raw) if raw.isdigit() else int(cn2an.cn2an(raw.replace("两", "二"), "smart")))
+        except (ValueError, KeyError):
+            continue
+    out.extend(int(m.group(1)) for m in _EN_ARTICLE.finditer(text))
+    return list(dict.fromkeys(out))
+
+
+def named_documents(text: str) -> list[str]:
+    """Document names in ``text``: 《…》 titles, law-like names (…法, …条例), English law names.
+
+    >>> named_documents("《反垄断法》对外资有什么要求？"), named_documents("公司法里怎么规定的")
+    (['反垄断法'], ['公司法'])
+    """
+    found = [m.group(1).strip() for m in _DOC_TITLE.finditer(text)]
+    stripped = _DOC_TITLE.sub(" ", text)
+    for m in _LAW_NAME.finditer(stripped):
+        name = re.sub(r"^(按照|根据|依照|依据|关于|按|据|在|请问|那|的|和|与|及)", "", m.group(1))
+        if name not in _NOT_LAWS and len(name) >= 3 and not name.endswith(("的规定", "的办法")):
+            found.append(name)
+    found.extend(m.group(1) for m in _EN_LAW.finditer(stripped))
+    return list(dict.fromkeys(found))
+
+
+class QueryAnalyzer:
+    """Make a :class:`Query` from a question and its history (condensing follow-ups).
+
+    Args:
+        condenser: turns follow-ups into standalone questions.
+        gazetteer: the place table.
+    """
+
+    def __init__(self, condenser: Condenser | None = None, gazetteer: Gazetteer | None = None) -> None:
+        self.condenser = condenser or Condenser()
+        self.gazetteer = gazetteer or Gazetteer.load()
+
+    def run(self, question: str, history: History | None = None) -> Query:
+        if not question or not question.strip():
+            raise ValueError("question is empty")
+        return self._analyse(question.strip(), self.condenser.run(question.strip(), history))
+
+    def _analyse(self, question: str, condensed: Condensed) -> Query:
+        text = unicodedata.normalize("NFKC", condensed.standalone)
+        core = unicodedata.normalize("NFKC", condensed.core)
+        lang = detect_lang(question)
+        if lang == "en":
+            acronyms = re.findall(r"\b[A-Z][A-Z0-9]{1,9}\b", condensed.core)  # CPMS, QFLP, DEPA
+            terms = [*expand_query(condensed.core).lower().split(), *(a.lower() for a in acronyms)]
+        else:
+            terms = content_terms(condensed.core)
+        terms = list(dict.fromkeys(terms))
+        places = self.gazetteer.find(text)
+        lowered = text.lower()
+        home = any(a in lowered for a in HOME_ALIASES) or HOME_CITY in places
+        national = any(n in lowered for n in NATIONAL)
+        if (home or national) and HOME_CITY not in places and home:
+            places.append(HOME_CITY)
+        # The follow-up's own words decide the kind ("那2026年呢？" keeps the previous question's kind).
+        kind = answer_kind(core)
+        if kind in ("fact", "yes-no") and condensed.is_followup:
+            kind = answer_kind(text)
+        years = [int(y) for y in _YEAR.findall(core)] or ([int(y) for y in _YEAR.findall(text)])
+        wenhao = [m.group(0) for m in _WENHAO.finditer(text)]
+        documents = [d for d in named_documents(_WENHAO.sub(" ", text)) if d not in wenhao]
+        return Query(text=question, standalone=condensed.standalone, core=condensed.core,
+                     is_followup=condensed.is_followup, context=condensed.context, lang=lang, terms=terms,
+                     topic_terms=[t for t in terms if t not in META_WORDS], places=places, home=home,
+                     documents=documents, wenhao=wenhao, articles=article_numbers(text),
+                     years=list(dict.fromkeys(years)), kind=kind)

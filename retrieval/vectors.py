@@ -1,0 +1,166 @@
+"""Passage vectors cached by content, so a text is embedded once per model.
+
+The shipped corpus's vectors are computed at build time (``python -m retrieval.vectors``) and ship
+inside the package (``retrieval/resources/vectors-<model>.npz``); vectors of uploaded texts are
+added to a cache file in the data folder. A fresh ``make run`` therefore embeds nothing for the
+shipped corpus, and an upload embeds only its new clauses.
+
+Usage::
+
+    cache = VectorCache("e5-small", user_dir=Path("data/vectors"))
+    embedder = CachedEmbedder(make_embedder("e5-small"), cache)
+    embedder.embed_documents(["支持境外医疗专业人员短期执业。"])   # from the shipped file when known
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import tempfile
+import threading
+from pathlib import Path
+
+import numpy as np
+
+from retrieval.embeddings import Embedder, collection_slug
+
+log = logging.getLogger(__name__)
+
+RESOURCES = Path(__file__).resolve().parent / "resources"
+
+
+def text_key(text: str) -> str:
+    """The cache key of a passage: the first 16 hex digits of its SHA-1.
+
+    >>> text_key("放宽增值电信业务外资准入。")
+    '6b72640782f750ba'
+    """
+    return hashlib.sha1(text.encode("utf-8")).hexdigest()[:16]
+
+
+def shipped_path(spec: str) -> Path:
+    return RESOURCES / f"vectors-{collection_slug(spec)}.npz"
+
+
+class VectorCache:
+    """Vectors of one embedding model keyed by :func:`text_key`: the shipped file plus a user file.
+
+    Args:
+        spec: the embedding model's spec (names the files).
+        user_dir: where vectors of other texts are kept (``None``: memory only).
+    """
+
+    def __init__(self, spec: str, user_dir: Path | None = None) -> None:
+        self.spec = spec
+        self.user_path = user_dir / f"vectors-{collection_slug(spec)}.npz" if user_dir else None
+        self._lock = threading.Lock()
+        self._vectors: dict[str, np.ndarray] = {}
+        self._user: dict[str, np.ndarray] = {}
+        self._load(shipped_path(spec), into_user=False)
+        if self.user_path is not None:
+            self._load(self.user_path, into_user=True)
+
+    def __len__(self) -> int:
+        return len(self._vectors)
+
+    def get(self, text: str) -> np.ndarray | None:
+        return self._vectors.get(text_key(text))
+
+    def put_many(self, texts: list[str], vectors: np.ndarray) -> None:
+        """Remember new vectors and persist them to the user file (atomically replaced)."""
+        with self._lock:
+            for t, v in zip(texts, vectors):
+                key = text_key(t)
+                vec = np.asarray(v, dtype=np.float16)
+                self._vectors[key] = vec
+                self._user[key] = vec
+            self._save()
+
+    def _load(self, path: Path, into_user: bool) -> None:
+        if not path.exists():
+            return
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                keys, vecs = data["keys"], data["vectors"]
+        except (OSError, ValueError, KeyError) as exc:  # a damaged cache only costs re-embedding
+            log.warning("ignoring unreadable vector cache %s: %s", path, exc)
+            return
+        for k, v in zip(keys.tolist(), vecs):
+            self._vectors[str(k)] = v
+            if into_user:
+                self._user[str(k)] = v
+
+    def _save(self) -> None:
+        if self.user_path is None or not self._user:
+            return
+        try:
+            self.user_path.parent.mkdir(parents=True, exist_ok=True)
+            keys = np.array(list(self._user), dtype="U16")
+            vecs = np.stack(list(self._user.values())).astype(np.float16)
+            fd, tmp = tempfile.mkstemp(dir=self.user_path.parent, suffix=".npz")
+            os.close(fd)
+            np.savez(tmp, keys=keys, vectors=vecs)
+            os.replace(tmp, self.user_path)
+        except OSError as exc:  # read-only data folder: the vectors stay in memory
+            log.warning("cannot write the vector cache %s: %s", self.user_path, exc)
+
+
+class CachedEmbedder:
+    """An :class:`~retrieval.embeddings.Embedder` that embeds only passages its cache lacks.
+
+    Queries are never cached. ``spec`` is the wrapped model's, so collections are named as before.
+    """
+
+    def __init__(self, inner: Embedder, cache: VectorCache) -> None:
+        self.inner = inner
+        self.cache = cache
+        self.spec = inner.spec
+
+    def embed_documents(self, texts: list[str]) -> np.ndarray:
+        found = [self.cache.get(t) for t in texts]
+        missing = [i for i, v in enumerate(found) if v is None]
+        if missing:
+            fresh = self.inner.embed_documents([texts[i] for i in missing])
+            self.cache.put_many([texts[i] for i in missing], fresh)
+            for i, v in zip(missing, fresh):
+                found[i] = v
+        if not texts:
+            return self.inner.embed_documents([])
+        out = np.stack([np.asarray(v, dtype=np.float32) for v in found])  # type: ignore[arg-type]
+        return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
+
+    def embed_query(self, text: str) -> np.ndarray:
+        return self.inner.embed_query(text)
+
+
+def build_shipped(spec: str) -> Path:
+    """Embed every clause of the shipped corpus with ``spec`` and write the shipped vector file."""
+    from corpus.loaders import DocumentLoader
+    from corpus.manifest import shipped_documents
+    from corpus.parsing import ClauseParser
+    from retrieval.embeddings import make_embedder
+
+    loader, parser = DocumentLoader(), ClauseParser()
+    texts: list[str] = []
+    for shipped in shipped_documents():
+        text, _ = loader.run(shipped.path)
+        texts.extend(c.text for c in parser.run(shipped.meta, text).clauses)
+    texts = list(dict.fromkeys(texts))
+    vectors = make_embedder(spec).embed_documents(texts)
+    path = shipped_path(spec)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.savez_compressed(path, keys=np.array([text_key(t) for t in texts], dtype="U16"),
+                        vectors=np.asarray(vectors, dtype=np.float16))
+    return path
+
+
+if __name__ == "__main__":  # pragma: no cover - build step
+    import argparse
+    import time
+
+    ap = argparse.ArgumentParser(description="Compute the shipped corpus's vectors (ship them in the package).")
+    ap.add_argument("specs", nargs="*", default=["e5-small", "use-m3"])
+    for spec in ap.parse_args().specs:
+        t0 = time.perf_counter()
+        print(f"{spec}: {build_shipped(spec)} in {time.perf_counter() - t0:.1f} s")
