@@ -19,23 +19,19 @@ Usage::
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from typing import Any
 
-from assistant.conversation import Condensed, Condenser, History
-from assistant.evidence import META_WORDS, EvidenceScorer, question_terms
+from assistant.conversation import History
+from assistant.gate import _KIND_NEEDS_EVIDENCE as KINDS_WITH_EVIDENCE
+from assistant.gate import states
 from assistant.models import Answer, Citation
-from assistant.text import detect_lang
+from assistant.pipeline import Pipeline, Retrieved
+from assistant.text import coverage
 from corpus.models import Clause
-from corpus.numbering import cn_to_int, int_to_cn
-from retrieval.fusion import reciprocal_rank_fusion
-from retrieval.retriever import Hit, HybridRetriever
 
 _SET_QUESTION = re.compile(r"哪些|哪几|有什么|都有什么|列举|列出|清单|which|what are|list|what measures|what tasks",
                            re.IGNORECASE)
 _PLAN_INTENT = re.compile(r"方案|任务|举措|措施|试点|福州|榕|市服开办|专班|pilot|plan|measure|task|fuzhou", re.IGNORECASE)
-_ARTICLE_REF = re.compile(r"第([零〇一二三四五六七八九十百两\d]+)条")
-
 
 _QUOTE_UNIT = re.compile(r"[^。；：\n]*[。；：\n]?")
 
@@ -43,121 +39,28 @@ _QUOTE_UNIT = re.compile(r"[^。；：\n]*[。；：\n]?")
 SET_TOP_HITS = 3
 SET_HIT_MIN_COVERAGE = 0.3
 
-#: Weight of question-word coverage when re-ranking the top hits, and how many hits are re-ranked.
-RERANK_WEIGHT = 0.2
-RERANK_DEPTH = 20
-
-#: RRF weights of the (follow-up + previous question) and (follow-up + previous answer) lists.
-FOLLOWUP_WEIGHTS = (1.0, 0.5)
-
-
-@dataclass
-class Retrieved:
-    """What the answerers share: the condensed question, the fused hits and the evidence."""
-
-    condensed: Condensed
-    lang: str
-    hits: list[Hit]
-    support: float
-    refused: bool
-    direct: list[Clause]
-
 
 class ExtractiveAnswerer:
     """Answer by quoting clauses.
 
     Args:
-        retriever: the hybrid retriever.
-        evidence: scores whether the retrieved clauses cover the question.
-        condenser: turns follow-ups into standalone questions.
+        pipeline: analyse → retrieve → fuse → rerank → gate (:class:`~assistant.pipeline.Pipeline`).
         max_citations: citations of a non-set answer.
         max_set_items: citations of a set answer.
-        rerank_weight: weight of question-word coverage when re-ranking the top hits (0: off).
     """
 
-    def __init__(self, retriever: HybridRetriever, evidence: EvidenceScorer | None = None,
-                 condenser: Condenser | None = None, max_citations: int = 3, max_set_items: int = 15,
-                 rerank_weight: float = RERANK_WEIGHT) -> None:
-        self.retriever = retriever
-        self.evidence = evidence or EvidenceScorer(retriever)
-        self.condenser = condenser or Condenser()
+    def __init__(self, pipeline: Pipeline, max_citations: int = 3, max_set_items: int = 15) -> None:
+        self.pipeline = pipeline
+        self.retriever = pipeline.retriever
         self.max_citations = max_citations
         self.max_set_items = max_set_items
-        self.rerank_weight = rerank_weight
 
-    # ------------------------------------------------------------ retrieval
-    def retrieve(self, question: str, history: History | None = None, k: int = 30) -> Retrieved:
-        """Condense, retrieve (fusing the follow-up with its context), find direct article references."""
-        condensed = self.condenser.run(question, history)
-        lang = detect_lang(question)
-        hits = self.retriever.run(condensed.core, k=k)
-        if condensed.is_followup:
-            lists, weights = [hits, self.retriever.run(condensed.standalone, k=k)], [1.0, FOLLOWUP_WEIGHTS[0]]
-            if condensed.context:
-                lists.append(self.retriever.run(condensed.context, k=k))
-                weights.append(FOLLOWUP_WEIGHTS[1])
-            hits = self._fuse(lists, weights, k)
-        hits = self.rerank(condensed.core, hits)
-        direct = self._direct_references(condensed.standalone)
-        if direct:
-            ids = {c.clause_id for c in direct}
-            hits = [Hit(clause=c, score=1.0, rank=0) for c in direct] + [h for h in hits if h.clause.clause_id not in ids]
-        if direct:
-            support = 1.0
-        elif condensed.is_followup:  # the follow-up alone ("那2026年呢") or with its context may carry the topic
-            support = max(self.evidence.score(condensed.core, hits, lang),
-                          self.evidence.score(condensed.standalone, hits, lang))
-        else:
-            support = self.evidence.score(condensed.core, hits, lang)
-        refused = not direct and support < self.evidence.threshold(lang)
-        for rank, hit in enumerate(hits, start=1):
-            hit.rank = rank
-        return Retrieved(condensed=condensed, lang=lang, hits=hits, support=support, refused=refused,
-                         direct=direct)
+    def retrieve(self, question: str, history: History | None = None) -> Retrieved:
+        """The pipeline's result for ``question`` (shared with the generative answerer)."""
+        return self.pipeline.run(question, history)
 
-    def rerank(self, question: str, hits: list[Hit]) -> list[Hit]:
-        """Re-order the top hits by fused score plus the IDF-weighted share of question words they contain."""
-        if not hits or self.rerank_weight <= 0:
-            return hits
-        weights = self.evidence.weights(question_terms(question))
-        if not weights:
-            return hits
-        top = hits[0].score or 1.0
-        head = hits[:RERANK_DEPTH]
-        scored = sorted(head, key=lambda h: -(h.score / top + self.rerank_weight * self.evidence.coverage(weights, h.clause.text)))
-        return scored + hits[RERANK_DEPTH:]
-
-    def _fuse(self, lists: list[list[Hit]], weights: list[float], k: int) -> list[Hit]:
-        by_id: dict[str, Hit] = {}
-        for hits in lists:
-            for h in hits:
-                by_id.setdefault(h.clause.clause_id, h)
-        fused = reciprocal_rank_fusion([[h.clause.clause_id for h in hits] for hits in lists],
-                                       k=self.retriever.rrf_k, weights=weights)
-        out = []
-        for cid, score in fused[:k]:
-            hit = by_id[cid].model_copy()
-            hit.score = score
-            out.append(hit)
-        return out
-
-    def _direct_references(self, question: str) -> list[Clause]:
-        """Clauses named in the question: "数据安全法第三十一条", "数据安全法第31条"."""
-        m = _ARTICLE_REF.search(question)
-        if not m:
-            return []
-        snap = self.retriever.snapshot
-        number = m.group(1)
-        try:
-            article = f"第{int_to_cn(cn_to_int(number))}条"
-        except ValueError:
-            return []
-        before = question[: m.start()]
-        for doc_id, doc in snap.documents.items():
-            names = {doc.meta.short_title, doc.meta.title, doc.meta.title.replace("中华人民共和国", "")}
-            if any(n and n in before for n in names):
-                return snap.under(f"{doc_id}/{article}")
-        return []
+    def _weights(self, terms: list[str]) -> dict[str, float]:
+        return self.pipeline.gate.weights(terms)
 
     # -------------------------------------------------------------- answers
     def run(self, question: str, history: History | None = None) -> Answer:
@@ -170,9 +73,13 @@ class ExtractiveAnswerer:
         """The extractive answer for an already retrieved question (also the generative fallback)."""
         base: dict[str, Any] = dict(question=question, standalone_question=r.condensed.standalone, lang=r.lang,
                                     support_score=round(r.support, 4))
+        base.update(outcome=r.verdict.outcome, gate_reasons=r.verdict.reasons)
+        if r.verdict.outcome == "caveat":
+            return self._caveat(r, base)
         if r.refused or not r.hits:
             nearest = [Citation.of(h.clause) for h in r.hits[:3]]
-            return Answer(answer=self.refusal_text(r.lang, nearest), refused=True, nearest=nearest, **base)
+            return Answer(answer=self.refusal_text(r.lang, nearest, r.verdict.caveat), refused=True, nearest=nearest,
+                          **base)
         if not r.direct and _SET_QUESTION.search(question):
             items = self.set_items(r)
             if len(items) >= 2:
@@ -182,30 +89,56 @@ class ExtractiveAnswerer:
         citations = [Citation.of(c, self._quote(c, r)) for c in chosen]
         return Answer(answer=self._list_text(r.lang, citations, is_set=False), citations=citations, **base)
 
+    def _caveat(self, r: Retrieved, base: dict[str, Any]) -> Answer:
+        """The corpus lacks what was asked but holds something close: say what is missing, show what is there.
+
+        The clauses shown are context, not the answer: they go to ``nearest``, and the answer counts as
+        a refusal (``refused`` is true, ``outcome`` is ``caveat``).
+        """
+        clauses = r.verdict.citing or self._best_clauses(r)
+        nearest = [Citation.of(c, self._quote(c, r)) for c in clauses]
+        lines = [r.verdict.caveat or ""]
+        for i, c in enumerate(nearest, start=1):
+            title = self._english_title(c) if r.lang == "en" else f"《{c.doc_title}》"
+            lines.append(f"{i}. {title}{', ' if r.lang == 'en' else ''}{c.path}：「{c.quote}」（{c.label}）")
+        return Answer(answer="\n".join(lines), refused=True, nearest=nearest, caveat=r.verdict.caveat, **base)
+
     def _terms(self, r: Retrieved) -> list[str]:
-        return question_terms(r.condensed.core, keep_meta=True)
+        return r.query.terms
 
     def _best_clauses(self, r: Retrieved) -> list[Clause]:
-        weights = self.evidence.weights(self._terms(r))
+        """The best clause and up to two more that score nearly as well; headings give way to their body."""
+        weights = self._weights(self._terms(r))
         top = r.hits[:8]
         best_fused = max(h.score for h in top) or 1.0
+        kind = r.query.kind
         scored = []
         for h in top:
-            cov = self.evidence.coverage(weights, h.clause.text)
-            scored.append((0.5 * cov + 0.5 * h.score / best_fused, h))
+            cov = coverage(weights, h.clause.text)
+            bonus = 0.15 if kind in KINDS_WITH_EVIDENCE and states(kind, h.clause.text) else 0.0
+            scored.append((0.5 * cov + 0.5 * h.score / best_fused + bonus, h))
         scored.sort(key=lambda sh: -sh[0])
         lead = scored[0][0]
-        chosen = [scored[0][1].clause]
+        chosen = [self._body(scored[0][1].clause, weights)]
         for s, h in scored[1:]:
             if len(chosen) >= self.max_citations:
                 break
-            if s >= 0.8 * lead and h.clause.kind != "item-title":
+            if s >= 0.8 * lead and h.clause.kind != "item-title" and h.clause not in chosen:
                 chosen.append(h.clause)
         return chosen
 
+    def _body(self, clause: Clause, weights: dict[str, float]) -> Clause:
+        """A heading is context, not an answer: its best-matching body sentence instead (the heading if none)."""
+        if clause.kind != "item-title":
+            return clause
+        children = [c for c in self.retriever.snapshot.under(clause.clause_id) if c.clause_id != clause.clause_id]
+        if not children:
+            return clause
+        return max(children, key=lambda c: (coverage(weights, c.text), -c.order))
+
     def set_items(self, r: Retrieved) -> list[Clause]:
         """Every clause that answers a set question (see the module docstring)."""
-        terms = [t for t in self._terms(r) if t not in META_WORDS]
+        terms = list(r.query.topic_terms)
         snap = self.retriever.snapshot
         plan_only = bool(_PLAN_INTENT.search(r.condensed.core))
         plan_ids = {d for d, doc in snap.documents.items() if doc.meta.kind == "plan"}
@@ -214,11 +147,11 @@ class ExtractiveAnswerer:
             top = r.hits[0].score
             return [h.clause for h in r.hits[: self.max_set_items] if h.score >= 0.5 * top]
         pool = [c for c in snap.clauses if (not plan_only or c.doc_id in plan_ids) and c.kind != "item-title"]
-        weights = self.evidence.weights(terms)
+        weights = self._weights(terms)
         matched = [c for c in pool if all(t in c.text for t in terms)]
         if len(matched) < 2 and len(terms) > 1:
             hit_ids = {h.clause.clause_id for h in r.hits[:20]}
-            matched = [c for c in pool if c.clause_id in hit_ids and self.evidence.coverage(weights, c.text) >= 0.6]
+            matched = [c for c in pool if c.clause_id in hit_ids and coverage(weights, c.text) >= 0.6]
         # The best retrieved clauses count too when they share enough of the question's words: they catch
         # clauses that say the same thing in other words.
         in_pool = {c.clause_id for c in pool}
@@ -226,7 +159,7 @@ class ExtractiveAnswerer:
         for h in r.hits[:SET_TOP_HITS]:
             c = h.clause
             if c.clause_id in in_pool and c.clause_id not in have and \
-                    self.evidence.coverage(weights, c.text) >= SET_HIT_MIN_COVERAGE:
+                    coverage(weights, c.text) >= SET_HIT_MIN_COVERAGE:
                 matched.append(c)
                 have.add(c.clause_id)
         order = {c.clause_id: i for i, c in enumerate(snap.clauses)}
@@ -244,11 +177,11 @@ class ExtractiveAnswerer:
         pieces = [p for p in _QUOTE_UNIT.findall(clause.text) if p.strip()]
         if len(pieces) <= 1:
             return clause.text
-        weights = self.evidence.weights(self._terms(r))
+        weights = self._weights(self._terms(r))
         if not weights:
             return clause.text
         windows = [(i, j) for i in range(len(pieces)) for j in (i + 1, i + 2) if j <= len(pieces)]
-        best = max(windows, key=lambda w: (round(self.evidence.coverage(weights, "".join(pieces[w[0]:w[1]])), 6),
+        best = max(windows, key=lambda w: (round(coverage(weights, "".join(pieces[w[0]:w[1]])), 6),
                                            -(w[1] - w[0]), -w[0]))
         quote = "".join(pieces[best[0]:best[1]]).strip()
         return quote if quote in clause.text else clause.text
@@ -273,7 +206,11 @@ class ExtractiveAnswerer:
         doc = self.retriever.snapshot.documents.get(c.doc_id)
         return (doc.meta.title_en if doc and doc.meta.title_en else c.doc_title)
 
-    def refusal_text(self, lang: str, nearest: list[Citation]) -> str:
+    def refusal_text(self, lang: str, nearest: list[Citation], reason: str | None = None) -> str:
+        text = self._refusal_text(lang, nearest)
+        return f"{reason}\n{text}" if reason else text
+
+    def _refusal_text(self, lang: str, nearest: list[Citation]) -> str:
         if lang == "en":
             head = ("The shipped corpus (the Fuzhou plan and 13 national laws and regulations) does not answer this "
                     "question. The nearest clauses, for reference only:")

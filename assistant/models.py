@@ -39,6 +39,11 @@ class Answer(BaseModel):
     unsupported_sentences: list[str] = Field(default_factory=list)
     notice: str | None = None
     support_score: float = 0.0
+    #: The gate's decision: ``answer``; ``caveat`` (the corpus lacks what was asked, says so and shows the
+    #: nearest clauses, counted as a refusal); ``refuse``.
+    outcome: str = "answer"
+    caveat: str | None = None
+    gate_reasons: list[str] = Field(default_factory=list)
 
 
 class ClauseView(BaseModel):

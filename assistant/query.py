@@ -22,9 +22,10 @@ Usage::
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
@@ -33,8 +34,8 @@ from assistant.places import HOME_ALIASES, HOME_CITY, NATIONAL, Gazetteer
 from assistant.text import content_terms, detect_lang
 from retrieval.glossary import expand_query
 
-AnswerKind = Literal["amount", "rate", "count", "deadline", "date", "contact", "materials", "procedure", "yes-no",
-                     "list", "fact"]
+AnswerKind = Literal["amount", "rate", "count", "deadline", "date", "contact", "materials", "quantity", "procedure",
+                     "location", "organisation", "yes-no", "list", "fact"]
 
 #: Words that name the kind of answer wanted, not its topic.
 META_WORDS = frozenset({"任务", "举措", "措施", "方案", "政策", "条款", "内容", "工作", "涉及", "相关", "有关", "方面",
@@ -43,36 +44,45 @@ META_WORDS = frozenset({"任务", "举措", "措施", "方案", "政策", "条�
 
 # Order matters: the first kind whose pattern matches wins.
 _KINDS: list[tuple[AnswerKind, re.Pattern[str]]] = [
-    ("contact", re.compile(r"电话|联系方式|联系人|联系电话|热线|邮箱|电子邮件|网址|官网|网站|办公地址|详细地址|门牌|"
-                           r"办公时间|上班时间|几点|phone|contact|e-?mail|hotline|website|office hours|street address|"
-                           r"mailing address", re.I)),
-    ("materials", re.compile(r"材料|提交什么|提交哪些|要交什么|准备什么|需要什么(文件|证件|手续)|申请表|表格|证明文件|"
-                             r"what documents|which documents|paperwork|materials|documents (do|should|must) (i|we)|"
-                             r"forms? (do|should|must)", re.I)),
+    ("contact", re.compile(r"电话(是|号码|多少|呢)|电话和|和电话|地址|电话号码|联系方式|联系人|联系电话|咨询电话|热线|邮箱|电子邮件|网址|官网|网站|"
+                           r"办公地址|详细地址|门牌|办公时间|上班时间|\b(phone|contact|e-?mail|hotline|website|office hours|"
+                           r"street address|mailing address)\b", re.I)),
+    ("materials", re.compile(r"(准备|提交|提供|交|带|递交|报送)(哪些|什么|啥|些什么)?(材料|文件|证件|资料)|(什么|哪些|啥)(材料|证件)|"
+                             r"材料清单|申请表|\b(what documents|which documents|paperwork|materials|documents (do|should|must) "
+                             r"(i|we))\b", re.I)),
     ("amount", re.compile(r"多少钱|多少元|多少万|多少亿|多少资金|金额|额度|罚多少|罚款多少|补贴多少|奖励多少|多少补贴|"
-                          r"多大规模|规模多大|增加值是多少|达到多少|how much|what amount|amount of|how large", re.I)),
-    ("rate", re.compile(r"比例|比重|占比|百分之|百分比|税率|费率|利率|增长率|增速|增长多少|几成|"
-                        r"rate|percentage|percent|share of|proportion", re.I)),
-    ("count", re.compile(r"多少个|多少家|多少项|多少名|多少人|多少条|多少类|多少种|(?<!哪)几个|几家|几项|几类|几种|几条|几名|"
-                         r"how many|number of", re.I)),
-    ("deadline", re.compile(r"多久|多长时间|多少天|多少日|几天|几日|几个月|期限|时限|截止|最晚|最迟|有效期|"
-                            r"how long|deadline|time limit|within how|how soon|valid for", re.I)),
-    ("date", re.compile(r"什么时候|何时|哪一年|哪年|几月|日期|哪天|时间节点|when|what date|which year|what year", re.I)),
+                          r"多大规模|规模多大|增加值是多少|达到多少|\b(how much|what amount|amount of|how large)\b", re.I)),
+    ("rate", re.compile(r"比例是多少|比例多少|比重|占比|百分之|百分比|税率|费率|利率|增长率|增速|增长多少|几成|"
+                        r"\b(rate|percentage|percent|share of|proportion)\b", re.I)),
+    ("count", re.compile(r"多少个|多少家|多少项|多少名|多少人|多少条|多少类|多少种|(?<!哪)几(个|家|项|类|种|条|名)|"
+                         r"\b(how many|number of)\b", re.I)),
+    ("deadline", re.compile(r"多久|多长时间|多少天|多少日|(?<!哪)几(天|日|个月)|期限|时限|截止|最晚|最迟|有效期|"
+                            r"\b(how long|deadline|time limit|within how|how soon|valid for|how often)\b", re.I)),
+    ("date", re.compile(r"什么时候|何时|哪一年|哪年|几月|日期|哪天|时间节点|\b(when|what date|which year|what year)\b", re.I)),
+    ("quantity", re.compile(r"多少|上限|下限|最多|最少|最高|最低|标准是|几成|"
+                            r"\b(maximum|minimum|fee|fees|cap|limit|threshold|how much|how many)\b", re.I)),
     ("procedure", re.compile(r"怎么申请|如何申请|怎么办理|如何办理|流程|程序|步骤|手续|去哪(里|儿)?办|"
-                             r"how (do|can|should) (i|we) (apply|register|get)|procedure|process for|steps", re.I)),
-    ("list", re.compile(r"哪些|哪几|有什么|都有什么|列举|列出|清单|which|what are|list|what measures|what tasks", re.I)),
+                             r"\bhow (do|can|should) (i|we) (apply|register|get)\b|\bprocedure|\bprocess for\b|\bsteps\b", re.I)),
+    ("location", re.compile(r"在哪|哪里|哪儿|什么地方|什么位置|哪个位置|地点|\bwhere\b", re.I)),
+    ("organisation", re.compile(r"谁|哪个部门|哪个单位|哪个机构|哪家单位|哪些部门|什么部门|什么机构|由哪|归哪|找哪|牵头单位|"
+                                r"\b(who|which (department|agency|authority|body|office|bureau|ministry))\b", re.I)),
+    ("list", re.compile(r"哪些|哪几|有什么|都有什么|列举|列出|清单|\b(which|what are|list|what measures|what tasks)\b", re.I)),
     ("yes-no", re.compile(r"能不能|可不可以|能否|是否|可以.{0,20}吗|能.{0,20}吗|有没有|是不是|允许.{0,20}吗|会不会|"
                           r"^(can|may|is|are|does|do|will|could|should|must)\b", re.I)),
 ]
 
 _DOC_TITLE = re.compile(r"《([^《》]{2,60})》")
-_LAW_NAME = re.compile(r"([\u4e00-\u9fff]{2,20}?(?:法|条例|规定|办法|细则|决定))(?:第|规定|里|中|的|有|对|怎么|吗|呢|？|\?|，|。|\s|$)")
+# A law-like name: a run of characters that are not question or function words, ending in 法/条例/…; a bare
+# 规定/办法/决定 ("分别适用哪些规定") names no document, nor do 说法/做法/合法….
+_LAW_NAME = re.compile(r"([^\s，。？?！!、；;：:的了吗呢么哪什怎是在与及或对给时把被就都还又也这那些没能会要让]{2,16}?"
+                       r"(?<![说做看想合违依方办用立执无非写算守宪])(?:法|条例|管理规定|暂行规定|管理办法|暂行办法|实施细则))"
+                       r"(?=第|规定|里|中|的|有|对|怎么|吗|呢|？|\?|，|。|\s|$|要求|说|讲|明确)")
 _EN_LAW = re.compile(r"\b((?:[A-Z][a-z]+(?:-[A-Z][a-z]+)? ){1,6}(?:Law|Regulations?|Measures|Rules|Provisions))\b")
 _WENHAO = re.compile(r"[\u4e00-\u9fff]{1,8}[〔\[［(（]\s*(\d{4})\s*[〕\]］)）]\s*(\d+)\s*号")
 _ARTICLE = re.compile(r"第\s*([零〇一二三四五六七八九十百两\d]+)\s*条")
 _EN_ARTICLE = re.compile(r"\barticle\s+(\d+)\b", re.I)
 _YEAR = re.compile(r"(?<!\d)((?:19|20)\d{2})(?!\d)\s*(?:年|年度|年底|年前|年末)?")
-_LAW_WORDS = re.compile(r"(法|条例|规定|办法|细则|决定)$")
+_LAW_WORDS = re.compile(r"(法|条例|规定|办法|细则)$")
 # Generic words that end like a law name but name none ("办法" alone, "方法", "想法").
 _NOT_LAWS = {"办法", "方法", "想法", "做法", "说法", "看法", "用法", "合法", "违法", "依法", "规定", "决定", "有关规定",
              "相关规定", "国家规定", "具体规定", "什么规定", "哪些规定", "新规定", "这个规定", "那个规定", "管理办法"}
@@ -101,6 +111,22 @@ class Query(BaseModel):
     def foreign_places(self) -> list[str]:
         gaz = Gazetteer.load()
         return [p for p in self.places if not gaz.is_home(p)]
+
+
+@functools.cache
+def _t2s() -> Any:
+    from opencc import OpenCC
+
+    return OpenCC("t2s")
+
+
+def to_simplified(text: str) -> str:
+    """繁體 → 简体 (OpenCC's tables, pure Python); other text is unchanged.
+
+    >>> to_simplified("請問市服開辦的電子郵件地址是什麼？")
+    '请问市服开办的电子邮件地址是什么？'
+    """
+    return str(_t2s().convert(text)) if re.search(r"[\u3400-\u9fff]", text) else text
 
 
 def answer_kind(text: str) -> AnswerKind:
@@ -145,9 +171,11 @@ def named_documents(text: str) -> list[str]:
     found = [m.group(1).strip() for m in _DOC_TITLE.finditer(text)]
     stripped = _DOC_TITLE.sub(" ", text)
     for m in _LAW_NAME.finditer(stripped):
-        name = re.sub(r"^(按照|根据|依照|依据|关于|按|据|在|请问|那|的|和|与|及)", "", m.group(1))
-        if name not in _NOT_LAWS and len(name) >= 3 and not name.endswith(("的规定", "的办法")):
-            found.append(name)
+        name = re.sub(r"^(请问|按照|根据|依照|依据|关于|按|据|在|那|和)+", "", m.group(1))
+        name = name.replace("中华人民共和国", "")
+        for part in re.split(r"[和与及]", name):
+            if part not in _NOT_LAWS and len(part) >= 3 and _LAW_WORDS.search(part):
+                found.append(part)
     found.extend(m.group(1) for m in _EN_LAW.finditer(stripped))
     return list(dict.fromkeys(found))
 
@@ -167,7 +195,9 @@ class QueryAnalyzer:
     def run(self, question: str, history: History | None = None) -> Query:
         if not question or not question.strip():
             raise ValueError("question is empty")
-        return self._analyse(question.strip(), self.condenser.run(question.strip(), history))
+        simplified = to_simplified(question.strip())
+        turns = [(to_simplified(q), a) for q, a in history or []]
+        return self._analyse(question.strip(), self.condenser.run(simplified, turns))
 
     def _analyse(self, question: str, condensed: Condensed) -> Query:
         text = unicodedata.normalize("NFKC", condensed.standalone)

@@ -21,9 +21,10 @@ from pathlib import Path
 from typing import Any
 
 from assistant.conversation import History
-from assistant.evidence import EvidenceScorer
-from assistant.extractive import RERANK_DEPTH, ExtractiveAnswerer
+from assistant.extractive import ExtractiveAnswerer
+from assistant.gate import AnswerabilityGate, GateModel
 from assistant.models import Answer, ClauseView, DocumentInfo
+from assistant.pipeline import Pipeline
 from assistant.settings import Settings
 from assistant.support import SupportJudge
 from corpus.loaders import DocumentLoader, LoaderError
@@ -113,13 +114,27 @@ class PolicyAssistant:
         return HybridRetriever(self.store, mode=self.settings.retrieval_mode, rrf_k=self.settings.rrf_k,
                                dense_weight=self.settings.dense_weight, secondary=secondary)
 
+    @property
+    def backend(self) -> str:
+        """The retrieval backend the gate was fitted for: the dense models joined by ``+`` (or ``lexical``)."""
+        if self.settings.retrieval_mode == "lexical":
+            return "lexical"
+        return "+".join(self.active_embedding_models)
+
     @cached_property
-    def evidence(self) -> EvidenceScorer:
-        return EvidenceScorer(self.retriever, self.settings.refusal_threshold_zh, self.settings.refusal_threshold_en)
+    def gate(self) -> AnswerabilityGate:
+        model = GateModel.load(self.backend)
+        if model is None:
+            log.warning("no fitted answerability gate for %s: run python -m eval.fit_gate", self.backend)
+        return AnswerabilityGate(self.retriever, model=model, threshold=self.settings.gate_threshold)
+
+    @cached_property
+    def pipeline(self) -> Pipeline:
+        return Pipeline(self.retriever, self.gate, rerank_weight=self.settings.rerank_weight)
 
     @cached_property
     def extractive(self) -> ExtractiveAnswerer:
-        return ExtractiveAnswerer(self.retriever, evidence=self.evidence, rerank_weight=self.settings.rerank_weight)
+        return ExtractiveAnswerer(self.pipeline)
 
     @cached_property
     def judge(self) -> SupportJudge:
@@ -258,8 +273,7 @@ class PolicyAssistant:
             raise InputError("k must be between 1 and 100")
         if doc_id and doc_id not in self.retriever.snapshot.documents:
             raise NotFoundError(f"unknown document {doc_id!r}")
-        hits = self.retriever.run(query, k=max(k, RERANK_DEPTH), doc_id=doc_id, section=section)
-        hits = self.extractive.rerank(query, hits)[:k]
+        hits = self.pipeline.search(query, k, doc_id=doc_id, section=section)
         for rank, hit in enumerate(hits, start=1):
             hit.rank = rank
         return hits

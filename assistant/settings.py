@@ -47,8 +47,7 @@ class Settings(BaseSettings):
 
     # answers
     max_question_chars: int = 1000
-    refusal_threshold_zh: float | None = None  # None: the calibrated default in assistant/evidence.py
-    refusal_threshold_en: float | None = None
+    gate_threshold: float | None = None  # None: the fitted threshold in assistant/resources/gate-<backend>.json
 
     # API / admin
     admin_token: str | None = None

@@ -63,8 +63,8 @@ class InProcessBackend:
     def config(self) -> dict[str, Any]:
         s = self.assistant.settings
         return {"backend": "in-process", "embedding_model": s.embedding_model, "retrieval_mode": s.retrieval_mode,
-                "rrf_k": s.rrf_k, "refusal_threshold_zh": s.refusal_threshold_zh,
-                "refusal_threshold_en": s.refusal_threshold_en, "llm_provider": s.llm_provider}
+                "rrf_k": s.rrf_k, "gate_threshold": s.gate_threshold,
+                "llm_provider": s.llm_provider}
 
     def clauses(self) -> list[CorpusClause]:
         return assistant_clauses(self.assistant)

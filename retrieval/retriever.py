@@ -39,6 +39,8 @@ class Hit(BaseModel):
     score: float
     dense: float | None = None
     lexical: float | None = None
+    #: Cosine under the secondary embedding model (when one is configured).
+    secondary: float | None = None
     rank: int = 0
 
 
@@ -207,6 +209,7 @@ class HybridRetriever:
                     dense[i] = sim
                     dense_rank.append(str(i))
         second_rank: list[str] = []
+        sims: np.ndarray | None = None
         if self.secondary is not None and snap.secondary is not None:
             sims = snap.secondary @ self.secondary.embed_query(query)
             for i in np.argsort(-sims, kind="stable"):
@@ -237,5 +240,6 @@ class HybridRetriever:
         hits: list[Hit] = []
         for rank, (key, score) in enumerate(fused[:k], start=1):
             i = int(key)
-            hits.append(Hit(clause=snap.clauses[i], score=score, dense=dense.get(i), lexical=lexical.get(i), rank=rank))
+            hits.append(Hit(clause=snap.clauses[i], score=score, dense=dense.get(i), lexical=lexical.get(i),
+                            secondary=float(sims[i]) if sims is not None else None, rank=rank))
         return hits

@@ -1,0 +1,342 @@
+"""The answerability gate: constraint checks against the evidence, then a calibrated model.
+
+Embeddings measure topic, not answerability (a question about another city, or for an amount
+the clause does not state, sits as close to the clause as the answerable question). So the gate
+first checks the question's slots (:mod:`assistant.query`) against the top evidence:
+
+* a **document** the question names must be in the corpus; one the corpus only *cites*
+  (商资函〔2025〕84号) gets the citing clauses and the statement that its text is absent;
+* a **place** must appear in the evidence (福州, 榕, 本市 and its districts are the corpus's own);
+* a **year** must appear in the evidence, else the answer carries a caveat naming the years the
+  evidence does give;
+* an **amount / rate / count / deadline / date / contact / materials** question needs evidence
+  that states one.
+
+Then a logistic regression over per-question features (dense and lexical agreement, margins,
+coverage of the question's words, unknown words, language…) decides answer or refuse. Its
+weights and threshold are data (``assistant/resources/gate-<backend>.json``), fitted on the
+training set only by ``python -m eval.fit_gate``.
+
+Usage::
+
+    gate = AnswerabilityGate(snapshot_source=retriever, model=GateModel.load("e5-small+use-m3"))
+    verdict = gate.run(query, hits)
+    verdict.outcome          # 'answer' | 'caveat' | 'refuse'
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+from assistant.places import Gazetteer
+from assistant.query import Query
+from assistant.text import coverage, idf_weights
+from corpus.models import Clause
+from retrieval.retriever import Hit, HybridRetriever, IndexSnapshot
+
+RESOURCES = Path(__file__).resolve().parent / "resources"
+
+Outcome = Literal["answer", "caveat", "refuse"]
+
+#: How many of the top hits are the evidence the constraints are checked against.
+EVIDENCE_DEPTH = 3
+
+#: Other names under which the corpus speaks of a place (港澳台 covers 香港).
+_PLACE_ALIASES = {  # the one-character abbreviations only where they stand in a run of them (闽粤港, 港澳)
+    "香港特别行政区": ("香港", "港澳", "港澳台", "台港澳", "粤港", "闽港", "榕港", "港数", "闽粤港"),
+    "澳门特别行政区": ("澳门", "港澳", "港澳台", "台港澳", "粤港澳", "闽澳", "榕澳"),
+    "台湾省": ("台湾", "港澳台", "台港澳", "两岸", "台胞", "台商", "闽台", "榕台", "台资"),
+    "广东省": ("广东", "闽粤", "粤港", "粤港澳"),
+    "海南省": ("海南",),
+}
+
+_NUM = r"(\d+(?:\.\d+)?|[零一二两三四五六七八九十百千万]+)"
+_STATES: dict[str, re.Pattern[str]] = {
+    "amount": re.compile(_NUM + r"\s*(万亿|亿|万)?\s*(元|美元|人民币)|" + _NUM + r"\s*(万亿|亿)"),
+    "rate": re.compile(r"\d+(\.\d+)?\s*(%|％)|百分之[零一二两三四五六七八九十百]+|" + _NUM + r"\s*倍|比重|比例"),
+    "count": re.compile(_NUM + r"\s*(个|家|项|类|名|人|次|种|条|批|所|款|大|日|天|小时|年|月)"),
+    "quantity": re.compile(r"\d+(\.\d+)?\s*(%|％)|百分之|" + _NUM + r"\s*(万亿|亿|万|元|美元|日|天|年|个|月|项|人|小时|倍|类|"
+                           r"次|种|条|周|工作日|家|名|吨|平方米|公里)"),
+    "procedure": re.compile(r"申请|提出|提交|报送|审批|批准|许可|备案|登记|核准|办理|程序|手续|审查|决定"),
+    "deadline": re.compile(_NUM + r"\s*(个)?\s*(日|天|工作日|月|年|小时|周)(内|以内|之内|前|后|为限)?|期限|之日起|届满|有效期|"
+                           r"每(年|半年|季度|月|周|日)|定期"),
+    "date": re.compile(r"(19|20)\d{2}\s*年|年底|年末|月底|[一二三四五六七八九十]+月|\d+月|之日起施行|起施行"),
+    "contact": re.compile(r"\d{3,4}-\d{7,8}|\b1[3-9]\d{9}\b|@[a-z0-9.-]+\.[a-z]{2,}|https?://|www\.|\d+号(楼|院)|邮编"),
+    "materials": re.compile(r"(提交|提供|报送|附送|出具|持有?)[^。；]{0,30}(材料|文件|证明|申请书|证件|护照|报告|资料)|"
+                            r"(材料|文件|申请书)[^。；]{0,6}(包括|如下)"),
+}
+_KIND_NEEDS_EVIDENCE = frozenset(_STATES)
+
+
+class Verdict(BaseModel):
+    """What the gate decided, why, and the numbers it decided on."""
+
+    outcome: Outcome
+    reasons: list[str] = Field(default_factory=list)
+    probability: float = 1.0
+    features: dict[str, float] = Field(default_factory=dict)
+    #: For a caveat: what the corpus lacks, in the question's language.
+    caveat: str | None = None
+    #: Clauses that cite a document the corpus does not hold (a cited-only document).
+    citing: list[Clause] = Field(default_factory=list)
+    #: Hard constraint violated (decided before the model).
+    constraint: str | None = None
+
+    @property
+    def answers(self) -> bool:
+        return self.outcome == "answer"
+
+
+def states(kind: str, text: str) -> bool:
+    """Does ``text`` state what a question of this answer kind asks for?
+
+    >>> states("amount", "服务业增加值达到1.06万亿元"), states("contact", "设在市商务局")
+    (True, False)
+    """
+    pattern = _STATES.get(kind)
+    return True if pattern is None else bool(pattern.search(text))
+
+
+class GateModel(BaseModel):
+    """A fitted logistic regression: standardised features → P(answerable); data, not code."""
+
+    backend: str
+    features: list[str]
+    mean: list[float]
+    scale: list[float]
+    coef: list[float]
+    intercept: float
+    threshold: float
+    fitted_on: str = ""
+    cv: dict[str, float] = Field(default_factory=dict)
+
+    @classmethod
+    def path_for(cls, backend: str) -> Path:
+        return RESOURCES / f"gate-{re.sub(r'[^a-zA-Z0-9_.+-]+', '-', backend)}.json"
+
+    @classmethod
+    def load(cls, backend: str) -> GateModel | None:
+        """The model fitted for ``backend``, else the one of its first embedding model, else None."""
+        for name in (backend, backend.split("+")[0]):
+            path = cls.path_for(name)
+            if path.exists():
+                return cls.model_validate(json.loads(path.read_text(encoding="utf-8")))
+        return None
+
+    def save(self) -> Path:
+        path = self.path_for(self.backend)
+        path.write_text(self.model_dump_json(indent=2) + "\n", encoding="utf-8")
+        return path
+
+    def probability(self, features: dict[str, float]) -> float:
+        z = self.intercept
+        for name, m, s, w in zip(self.features, self.mean, self.scale, self.coef):
+            z += w * (features.get(name, 0.0) - m) / (s or 1.0)
+        return 1.0 / (1.0 + math.exp(-max(-50.0, min(50.0, z))))
+
+
+class AnswerabilityGate:
+    """Decide whether the retrieved clauses answer the question.
+
+    Args:
+        retriever: gives the current snapshot (documents, clause texts, term statistics).
+        model: the fitted model; ``None`` answers whenever no constraint fails (use only to fit one).
+        threshold: overrides the model's threshold (``GATE_THRESHOLD``).
+    """
+
+    def __init__(self, retriever: HybridRetriever, model: GateModel | None = None,
+                 threshold: float | None = None) -> None:
+        self.retriever = retriever
+        self.model = model
+        self.threshold = threshold if threshold is not None else (model.threshold if model else 0.5)
+        self.gazetteer = Gazetteer.load()
+        self._df: dict[str, int] = {}
+        self._df_snapshot = 0
+
+    # ------------------------------------------------------------ statistics
+    def weights(self, terms: list[str]) -> dict[str, float]:
+        """IDF weights of ``terms`` over the current clauses (document frequencies cached per snapshot)."""
+        snap = self.retriever.snapshot
+        if id(snap) != self._df_snapshot:
+            self._df, self._df_snapshot = {}, id(snap)
+        missing = [t for t in terms if t not in self._df]
+        if missing:
+            lowered = _lowered_texts(snap)
+            for t in missing:
+                self._df[t] = sum(1 for text in lowered if t in text)
+        return idf_weights(terms, self._df, len(snap.clauses))
+
+    # ------------------------------------------------------------------ run
+    def run(self, query: Query, hits: list[Hit]) -> Verdict:
+        """The verdict for ``query`` given its ranked ``hits``."""
+        if not hits:
+            return Verdict(outcome="refuse", reasons=["no clause retrieved"], probability=0.0, constraint="empty")
+        return self._decide(query, hits)
+
+    def _decide(self, query: Query, hits: list[Hit]) -> Verdict:
+        snap = self.retriever.snapshot
+        evidence = hits[:EVIDENCE_DEPTH]
+        feats = self.features(query, hits)
+        constraint = self._documents(query, snap)
+        if constraint is not None:
+            constraint.features = feats
+            return constraint
+        reasons: list[str] = []
+        for place in query.foreign_places:
+            if not any(self._mentions_place(place, h.clause, snap) for h in evidence):
+                return Verdict(outcome="refuse", features=feats, probability=0.0, constraint="place",
+                               reasons=[f"the evidence says nothing about {place}"])
+        if query.kind in _KIND_NEEDS_EVIDENCE and not any(states(query.kind, h.clause.text) for h in evidence):
+            return Verdict(outcome="refuse", features=feats, probability=0.0, constraint=f"kind:{query.kind}",
+                           reasons=[f"no top clause states the {query.kind} asked for"])
+        prob = self.model.probability(feats) if self.model else 1.0
+        if prob < self.threshold:
+            return Verdict(outcome="refuse", features=feats, probability=prob,
+                           reasons=[f"P(answerable)={prob:.2f} < {self.threshold:.2f}"])
+        missing_years = self._missing_years(query, evidence, snap)
+        if missing_years:
+            given = sorted({int(y) for h in evidence for y in re.findall(r"(?<!\d)((?:19|20)\d{2})(?=\s*年)", h.clause.text)})
+            asked = "、".join(str(y) for y in missing_years)
+            if query.lang == "en":
+                note = (f"The corpus gives no figure for {asked}"
+                        + (f"; the nearest clauses speak of {', '.join(map(str, given))}." if given else "."))
+            else:
+                note = f"语料中没有关于{asked}年的表述" + (f"；最接近的条款说的是{'、'.join(map(str, given))}年。" if given else "。")
+            return Verdict(outcome="caveat", features=feats, probability=prob, caveat=note, constraint="year",
+                           reasons=[f"the evidence names no year {asked}"])
+        reasons.append(f"P(answerable)={prob:.2f} ≥ {self.threshold:.2f}")
+        return Verdict(outcome="answer", features=feats, probability=prob, reasons=reasons)
+
+    # ----------------------------------------------------------- constraints
+    def _documents(self, query: Query, snap: IndexSnapshot) -> Verdict | None:
+        """Named documents and 文号: held, only cited, or absent."""
+        for number in query.wenhao:
+            if any(number == d.meta.wenhao for d in snap.documents.values()):
+                continue
+            return self._cited_or_absent(number, query, snap)
+        for name in query.documents:
+            if self._holds(name, snap):
+                continue
+            return self._cited_or_absent(name, query, snap)
+        return None
+
+    def _cited_or_absent(self, name: str, query: Query, snap: IndexSnapshot) -> Verdict:
+        key = re.sub(r"\s+", "", name)
+        citing = [c for c in snap.clauses if key in re.sub(r"\s+", "", c.text)][:5]
+        if citing:
+            note = (f"The text of {name} is not in the corpus; the corpus only cites it, in the clauses below."
+                    if query.lang == "en" else f"语料中没有{name}的正文，只有下列条款引用了它。")
+            return Verdict(outcome="caveat", caveat=note, citing=citing, constraint="cited-only", probability=0.0,
+                           reasons=[f"{name} is cited by {len(citing)} clause(s) but not held"])
+        note = (f"The corpus does not contain {name}." if query.lang == "en" else f"语料中没有《{name}》。"
+                if not name.startswith("《") else f"语料中没有{name}。")
+        return Verdict(outcome="refuse", caveat=note, constraint="document-absent", probability=0.0,
+                       reasons=[f"{name} is not in the corpus"])
+
+    @staticmethod
+    def _holds(name: str, snap: IndexSnapshot) -> bool:
+        key = _doc_key(name)
+        if len(key) < 2:
+            return True
+        for d in snap.documents.values():
+            names = [d.meta.title, d.meta.short_title, d.meta.title_en, *d.meta.aliases]
+            for n in names:
+                k = _doc_key(n)
+                if k and len(k) >= 2 and (k == key or k in key or key in k):
+                    return True
+        return False
+
+    def _mentions_place(self, place: str, clause: Clause, snap: IndexSnapshot) -> bool:
+        doc = snap.documents.get(clause.doc_id)
+        haystack = clause.text + (doc.meta.title if doc else "") + clause.path_text
+        names = {place, *self.gazetteer.surface_forms(place), *_PLACE_ALIASES.get(place, ())}
+        return any(n and n in haystack for n in names)
+
+    @staticmethod
+    def _missing_years(query: Query, evidence: list[Hit], snap: IndexSnapshot) -> list[int]:
+        """Years the question names that the evidence never names as a year (a 文号's 〔2025〕 does not count)."""
+        if not query.years:
+            return []
+        out = []
+        for year in query.years:
+            y = str(year)
+            if any(y in n for n in query.wenhao):
+                continue
+            as_year = re.compile(rf"(?<![〔\[［(（\d]){y}(?![〕\]］)）\d])")
+            found = any(as_year.search(h.clause.text) or y in (snap.documents[h.clause.doc_id].meta.date
+                                                                if h.clause.doc_id in snap.documents else "")
+                        for h in evidence)
+            if not found:
+                out.append(year)
+        return out
+
+    # -------------------------------------------------------------- features
+    def features(self, query: Query, hits: list[Hit]) -> dict[str, float]:
+        """The numbers the calibrated model reads (see :class:`GateModel`)."""
+        terms = query.topic_terms or query.terms
+        weights = self.weights(terms)
+        top = hits[:5]
+        covs = [coverage(weights, h.clause.text) for h in top]
+        dense = [h.dense for h in top if h.dense is not None]
+        dense_sorted = sorted(dense, reverse=True)
+        lex = [h.lexical or 0.0 for h in top]
+        total = sum(weights.values()) or 1.0
+        unknown = sum(w for t, w in weights.items() if self._df.get(t, 0) == 0) / total if weights else 0.0
+        dense_rank1 = _rank_of(hits, hits[0], "dense")
+        lex_rank1 = _rank_of(hits, hits[0], "lexical")
+        en = 1.0 if query.lang == "en" else 0.0
+        d1 = dense_sorted[0] if dense_sorted else 0.0
+        second = sorted((h.secondary for h in top if h.secondary is not None), reverse=True)
+        return {
+            "dense1": d1,
+            "dense_top1": hits[0].dense or 0.0,
+            "dense_margin": (dense_sorted[0] - dense_sorted[1]) if len(dense_sorted) > 1 else 0.0,
+            "cov_best": max(covs) if covs else 0.0,
+            "cov_top1": covs[0] if covs else 0.0,
+            "cov_mean3": sum(covs[:3]) / max(1, len(covs[:3])),
+            "unknown_mass": unknown,
+            "lex_top1": math.log1p(lex[0]) if lex else 0.0,
+            "lex_share": (lex[0] / (sum(lex) or 1.0)) if lex else 0.0,
+            "agree_dense": 1.0 if dense_rank1 <= 3 else 0.0,
+            "agree_lexical": 1.0 if lex_rank1 <= 3 else 0.0,
+            "fused_margin": (hits[0].score - hits[1].score) / (hits[0].score or 1.0) if len(hits) > 1 else 1.0,
+            "n_terms": math.log1p(len(terms)),
+            "lang_en": en,
+            "dense1_en": d1 * en,
+            "cov_best_en": (max(covs) if covs else 0.0) * en,
+            "second1": second[0] if second else 0.0,
+            "second_margin": (second[0] - second[1]) if len(second) > 1 else 0.0,
+            "second_top1": hits[0].secondary or 0.0,
+            "followup": 1.0 if query.is_followup else 0.0,
+            "kind_specific": 1.0 if query.kind in _KIND_NEEDS_EVIDENCE else 0.0,
+            "names_document": 1.0 if query.documents or query.wenhao else 0.0,
+        }
+
+
+def _doc_key(name: str) -> str:
+    name = re.sub(r"[《》\s]", "", name).replace("中华人民共和国", "").lower()
+    return re.sub(r"\(.*?\)|（.*?）", "", name)
+
+
+def _rank_of(hits: list[Hit], hit: Hit, field: str) -> int:
+    value = getattr(hit, field)
+    if value is None:
+        return 99
+    return 1 + sum(1 for h in hits if (getattr(h, field) or -1e9) > value)
+
+
+_LOWERED: dict[int, list[str]] = {}
+
+
+def _lowered_texts(snap: IndexSnapshot) -> list[str]:
+    key = id(snap)
+    if key not in _LOWERED:
+        _LOWERED.clear()
+        _LOWERED[key] = [c.text.lower() for c in snap.clauses]
+    return _LOWERED[key]

@@ -1,0 +1,148 @@
+"""The answering core as one short pipeline: analyse → retrieve → fuse → rerank → gate.
+
+Both answerers and ``search`` use it; only the last step (the answer's wording) differs.
+
+Usage::
+
+    pipeline = Pipeline(retriever, gate)
+    r = pipeline.run("外国医生能开诊所吗？")
+    r.verdict.outcome, r.hits[0].clause.clause_id
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from assistant.conversation import Condensed, History
+from assistant.gate import AnswerabilityGate, Verdict
+from assistant.query import Query, QueryAnalyzer
+from assistant.text import coverage
+from corpus.models import Clause
+from corpus.numbering import int_to_cn
+from retrieval.fusion import reciprocal_rank_fusion
+from retrieval.retriever import Hit, HybridRetriever
+
+#: How many of the top hits are re-ranked by the question's word coverage.
+RERANK_DEPTH = 20
+#: RRF weights of the (follow-up + previous question) and (follow-up + previous answer) lists.
+FOLLOWUP_WEIGHTS = (1.0, 0.5)
+
+
+@dataclass
+class Retrieved:
+    """What the answerers share: the analysed question, the ranked hits and the gate's verdict."""
+
+    query: Query
+    hits: list[Hit]
+    verdict: Verdict
+    direct: list[Clause]
+
+    @property
+    def lang(self) -> str:
+        return self.query.lang
+
+    @property
+    def condensed(self) -> Condensed:
+        q = self.query
+        return Condensed(core=q.core, standalone=q.standalone, is_followup=q.is_followup, context=q.context)
+
+    @property
+    def refused(self) -> bool:
+        return self.verdict.outcome != "answer"
+
+    @property
+    def support(self) -> float:
+        return self.verdict.probability
+
+
+class Pipeline:
+    """Typed stages wired once from settings.
+
+    Args:
+        retriever: dense + lexical retrieval with RRF (:class:`~retrieval.retriever.HybridRetriever`).
+        gate: the answerability gate.
+        analyzer: query analysis (condensing follow-ups).
+        rerank_weight: weight of question-word coverage when re-ranking the top hits (0: off).
+        k: hits kept per question.
+    """
+
+    def __init__(self, retriever: HybridRetriever, gate: AnswerabilityGate, analyzer: QueryAnalyzer | None = None,
+                 rerank_weight: float = 0.2, k: int = 30) -> None:
+        self.retriever = retriever
+        self.gate = gate
+        self.analyzer = analyzer or QueryAnalyzer()
+        self.rerank_weight = rerank_weight
+        self.k = k
+
+    def run(self, question: str, history: History | None = None) -> Retrieved:
+        """Analyse, retrieve, fuse, re-rank and gate ``question``."""
+        if not question or not question.strip():
+            raise ValueError("question is empty")
+        return self._run(self.analyzer.run(question.strip(), history))
+
+    def search(self, text: str, k: int, doc_id: str | None = None, section: str | None = None) -> list[Hit]:
+        """Ranked hits without a verdict (the ``search`` command and endpoint)."""
+        query = self.analyzer.run(text)
+        hits = self.retriever.run(query.core, k=max(k, RERANK_DEPTH), doc_id=doc_id, section=section)
+        return self.rerank(query, hits)[:k]
+
+    def _run(self, query: Query) -> Retrieved:
+        hits = self.retriever.run(query.core, k=self.k)
+        if query.is_followup:
+            lists, weights = [hits, self.retriever.run(query.standalone, k=self.k)], [1.0, FOLLOWUP_WEIGHTS[0]]
+            if query.context:
+                lists.append(self.retriever.run(query.context, k=self.k))
+                weights.append(FOLLOWUP_WEIGHTS[1])
+            hits = self._fuse(lists, weights)
+        hits = self.rerank(query, hits)
+        direct = self.direct_references(query)
+        if direct:
+            ids = {c.clause_id for c in direct}
+            hits = [Hit(clause=c, score=1.0, rank=0) for c in direct] + [h for h in hits if h.clause.clause_id not in ids]
+        for rank, hit in enumerate(hits, start=1):
+            hit.rank = rank
+        if direct:
+            verdict = Verdict(outcome="answer", reasons=["the question names the article"], probability=1.0)
+        else:
+            verdict = self.gate.run(query, hits)
+        return Retrieved(query=query, hits=hits, verdict=verdict, direct=direct)
+
+    def rerank(self, query: Query, hits: list[Hit]) -> list[Hit]:
+        """Re-order the top hits by fused score plus the IDF-weighted share of question words they contain."""
+        if not hits or self.rerank_weight <= 0:
+            return hits
+        weights = self.gate.weights(query.topic_terms)
+        if not weights:
+            return hits
+        top = hits[0].score or 1.0
+        head = hits[:RERANK_DEPTH]
+        scored = sorted(head, key=lambda h: -(h.score / top + self.rerank_weight * coverage(weights, h.clause.text)))
+        return scored + hits[RERANK_DEPTH:]
+
+    def direct_references(self, query: Query) -> list[Clause]:
+        """Clauses the question names: "数据安全法第三十一条", "数据安全法第31条", "Article 31 of the Data Security Law"."""
+        if not query.articles:
+            return []
+        snap = self.retriever.snapshot
+        article = f"第{int_to_cn(query.articles[0])}条"
+        text = query.standalone.lower()
+        for doc_id, doc in snap.documents.items():
+            names = {doc.meta.short_title, doc.meta.title, doc.meta.title.replace("中华人民共和国", ""),
+                     doc.meta.title_en, *doc.meta.aliases}
+            if doc.meta.kind != "plan" and any(n and len(n) >= 3 and n.lower() in text for n in names):
+                return snap.under(f"{doc_id}/{article}")
+        return []
+
+    def _fuse(self, lists: list[list[Hit]], weights: list[float]) -> list[Hit]:
+        by_id: dict[str, Hit] = {}
+        for hits in lists:
+            for h in hits:
+                by_id.setdefault(h.clause.clause_id, h)
+        fused = reciprocal_rank_fusion([[h.clause.clause_id for h in hits] for hits in lists],
+                                       k=self.retriever.rrf_k, weights=weights)
+        out = []
+        for cid, score in fused[: self.k]:
+            hit = by_id[cid].model_copy()
+            hit.score = score
+            out.append(hit)
+        return out
