@@ -64,6 +64,8 @@ class HealthOut(BaseModel):
     documents: int
     clauses: int
     embedding_model: str
+    embedding_models: list[str] = Field(default_factory=list, description="dense models in use, primary first")
+    embedding_notice: str | None = None
     version: str
     writes_enabled: bool
     llm: dict[str, Any] | None = Field(
@@ -245,7 +247,8 @@ def create_app(assistant: PolicyAssistant | None = None, *, with_ui: bool = True
     def health() -> HealthOut:
         snap = service.retriever.snapshot
         return HealthOut(status="ok", documents=len(snap.documents), clauses=len(snap.clauses),
-                         embedding_model=service.settings.embedding_model, version=_version(),
+                         embedding_model=service.embedder.spec, embedding_models=service.active_embedding_models,
+                         embedding_notice=service.embedding_notice, version=_version(),
                          writes_enabled=bool(service.settings.admin_token),
                          llm=service.llm_status(max_age_s=60) if hasattr(service, "llm_status") else None)
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from assistant.conversation import History
+from assistant.conversation import Condenser, History
 from assistant.gate import _KIND_NEEDS_EVIDENCE as KINDS_WITH_EVIDENCE
 from assistant.gate import states
 from assistant.models import Answer, Citation
@@ -54,6 +54,11 @@ class ExtractiveAnswerer:
         self.retriever = pipeline.retriever
         self.max_citations = max_citations
         self.max_set_items = max_set_items
+
+    @property
+    def condenser(self) -> Condenser:
+        """The rule-based condenser the pipeline's query analysis uses."""
+        return self.pipeline.analyzer.condenser
 
     def retrieve(self, question: str, history: History | None = None) -> Retrieved:
         """The pipeline's result for ``question`` (shared with the generative answerer)."""

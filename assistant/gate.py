@@ -72,6 +72,7 @@ _STATES: dict[str, re.Pattern[str]] = {
                             r"(材料|文件|申请书)[^。；]{0,6}(包括|如下)"),
 }
 _KIND_NEEDS_EVIDENCE = frozenset(_STATES)
+_ASKS_CITATION = re.compile(r"文号|发文字号|发文号|document number|reference number", re.IGNORECASE)
 
 
 class Verdict(BaseModel):
@@ -195,6 +196,9 @@ class AnswerabilityGate:
         if query.kind in _KIND_NEEDS_EVIDENCE and not any(states(query.kind, h.clause.text) for h in evidence):
             return Verdict(outcome="refuse", features=feats, probability=0.0, constraint=f"kind:{query.kind}",
                            reasons=[f"no top clause states the {query.kind} asked for"])
+        if query.lang == "zh" and query.topic_terms and feats["cov_best"] == 0.0 and feats["unknown_mass"] >= 1.0:
+            return Verdict(outcome="refuse", features=feats, probability=0.0, constraint="off-corpus",
+                           reasons=["the corpus never uses any of the question's topic words"])
         prob = self.model.probability(feats) if self.model else 1.0
         if prob < self.threshold:
             return Verdict(outcome="refuse", features=feats, probability=prob,
@@ -215,7 +219,12 @@ class AnswerabilityGate:
 
     # ----------------------------------------------------------- constraints
     def _documents(self, query: Query, snap: IndexSnapshot) -> Verdict | None:
-        """Named documents and 文号: held, only cited, or absent."""
+        """Named documents and 文号: held, only cited, or absent.
+
+        A question about the citation itself (its 文号, who issued it) is answered by the citing clause.
+        """
+        if _ASKS_CITATION.search(query.standalone):
+            return None
         for number in query.wenhao:
             if any(number == d.meta.wenhao for d in snap.documents.values()):
                 continue
@@ -288,6 +297,9 @@ class AnswerabilityGate:
         lex = [h.lexical or 0.0 for h in top]
         total = sum(weights.values()) or 1.0
         unknown = sum(w for t, w in weights.items() if self._df.get(t, 0) == 0) / total if weights else 0.0
+        evidence_text = "".join(h.clause.text.lower() for h in hits[:EVIDENCE_DEPTH])
+        missing_known = sum(w for t, w in weights.items()
+                            if self._df.get(t, 0) > 0 and t not in evidence_text) / total if weights else 0.0
         dense_rank1 = _rank_of(hits, hits[0], "dense")
         lex_rank1 = _rank_of(hits, hits[0], "lexical")
         en = 1.0 if query.lang == "en" else 0.0
@@ -301,6 +313,7 @@ class AnswerabilityGate:
             "cov_top1": covs[0] if covs else 0.0,
             "cov_mean3": sum(covs[:3]) / max(1, len(covs[:3])),
             "unknown_mass": unknown,
+            "missing_known": missing_known,
             "lex_top1": math.log1p(lex[0]) if lex else 0.0,
             "lex_share": (lex[0] / (sum(lex) or 1.0)) if lex else 0.0,
             "agree_dense": 1.0 if dense_rank1 <= 3 else 0.0,

@@ -324,7 +324,7 @@ class GenerativeAnswerer:
         if standalone is None:
             return self.extractive.retrieve(question, history)
         r = self.extractive.retrieve(standalone, None)
-        r.condensed = Condensed(core=r.condensed.core, standalone=standalone, is_followup=True)
+        r.query = r.query.model_copy(update={"standalone": standalone, "is_followup": True})
         return r
 
     def _candidates(self, r: Retrieved, question: str) -> list[Clause]:

@@ -50,10 +50,10 @@ _KINDS: list[tuple[AnswerKind, re.Pattern[str]]] = [
     ("materials", re.compile(r"(准备|提交|提供|交|带|递交|报送)(哪些|什么|啥|些什么)?(材料|文件|证件|资料)|(什么|哪些|啥)(材料|证件)|"
                              r"材料清单|申请表|\b(what documents|which documents|paperwork|materials|documents (do|should|must) "
                              r"(i|we))\b", re.I)),
+    ("rate", re.compile(r"比例|比重|占比|百分之|百分比|税率|费率|利率|增长率|增速|增长多少|几成|"
+                        r"\b(rate|percentage|percent|share of|proportion)\b", re.I)),
     ("amount", re.compile(r"多少钱|多少元|多少万|多少亿|多少资金|金额|额度|罚多少|罚款多少|补贴多少|奖励多少|多少补贴|"
                           r"多大规模|规模多大|增加值是多少|达到多少|\b(how much|what amount|amount of|how large)\b", re.I)),
-    ("rate", re.compile(r"比例是多少|比例多少|比重|占比|百分之|百分比|税率|费率|利率|增长率|增速|增长多少|几成|"
-                        r"\b(rate|percentage|percent|share of|proportion)\b", re.I)),
     ("count", re.compile(r"多少个|多少家|多少项|多少名|多少人|多少条|多少类|多少种|(?<!哪)几(个|家|项|类|种|条|名)|"
                          r"\b(how many|number of)\b", re.I)),
     ("deadline", re.compile(r"多久|多长时间|多少天|多少日|(?<!哪)几(天|日|个月)|期限|时限|截止|最晚|最迟|有效期|"
@@ -74,7 +74,7 @@ _KINDS: list[tuple[AnswerKind, re.Pattern[str]]] = [
 _DOC_TITLE = re.compile(r"《([^《》]{2,60})》")
 # A law-like name: a run of characters that are not question or function words, ending in 法/条例/…; a bare
 # 规定/办法/决定 ("分别适用哪些规定") names no document, nor do 说法/做法/合法….
-_LAW_NAME = re.compile(r"([^\s，。？?！!、；;：:的了吗呢么哪什怎是在与及或对给时把被就都还又也这那些没能会要让]{2,16}?"
+_LAW_NAME = re.compile(r"([^\s，。？?！!、；;：:,.;:的了吗呢么哪什怎是在与及或对给时把被就都还又也这那些没能会要让]{2,16}?"
                        r"(?<![说做看想合违依方办用立执无非写算守宪])(?:法|条例|管理规定|暂行规定|管理办法|暂行办法|实施细则))"
                        r"(?=第|规定|里|中|的|有|对|怎么|吗|呢|？|\?|，|。|\s|$|要求|说|讲|明确)")
 _EN_LAW = re.compile(r"\b((?:[A-Z][a-z]+(?:-[A-Z][a-z]+)? ){1,6}(?:Law|Regulations?|Measures|Rules|Provisions))\b")
@@ -192,6 +192,10 @@ class QueryAnalyzer:
         self.condenser = condenser or Condenser()
         self.gazetteer = gazetteer or Gazetteer.load()
 
+    def _is_place(self, term: str) -> bool:
+        """Place names are slots (checked against the evidence on their own), not topic words."""
+        return term in HOME_ALIASES or term in self.gazetteer.places or term in NATIONAL
+
     def run(self, question: str, history: History | None = None) -> Query:
         if not question or not question.strip():
             raise ValueError("question is empty")
@@ -224,6 +228,7 @@ class QueryAnalyzer:
         documents = [d for d in named_documents(_WENHAO.sub(" ", text)) if d not in wenhao]
         return Query(text=question, standalone=condensed.standalone, core=condensed.core,
                      is_followup=condensed.is_followup, context=condensed.context, lang=lang, terms=terms,
-                     topic_terms=[t for t in terms if t not in META_WORDS], places=places, home=home,
+                     topic_terms=[t for t in terms if t not in META_WORDS and not self._is_place(t)],
+                     places=places, home=home,
                      documents=documents, wenhao=wenhao, articles=article_numbers(text),
                      years=list(dict.fromkeys(years)), kind=kind)

@@ -137,8 +137,18 @@ class PolicyAssistant:
         return ExtractiveAnswerer(self.pipeline)
 
     @cached_property
+    def judge_embedder(self) -> Embedder:
+        """USE-m3, the model the support judge was fitted with (the secondary model when that is USE-m3)."""
+        second = self.secondary_embedder
+        if second is not None and second.spec == "use-m3":
+            return second
+        if self.embedder.spec == "use-m3":
+            return self.embedder
+        return make_embedder("use-m3", threads=self.settings.num_threads)
+
+    @cached_property
     def judge(self) -> SupportJudge:
-        return SupportJudge(self.embedder)
+        return SupportJudge(self.judge_embedder)
 
     @cached_property
     def generative(self) -> Any:

@@ -33,6 +33,14 @@ import numpy as np
 from eval.dataset import load_dataset, matched_units
 
 DATASETS = Path(__file__).resolve().parent / "datasets"
+
+#: The features the model reads: each has one meaning direction (more similarity, more coverage, more
+#: agreement between the lists → more likely answerable), so the model extrapolates sanely to questions
+#: unlike the training set. Signs are checked after fitting.
+FEATURES = ("dense1", "dense_margin", "second1", "second_margin", "cov_best", "cov_top1", "cov_mean3",
+            "agree_dense", "agree_lexical", "lang_en", "dense1_en", "cov_best_en", "followup", "missing_known",
+            "unknown_mass")
+POSITIVE = ("dense1", "second1", "cov_best", "cov_top1", "cov_mean3", "agree_dense", "agree_lexical")
 TRAINING = [DATASETS / "train.jsonl", DATASETS / "calibration.jsonl"]
 
 
@@ -59,7 +67,7 @@ def fit(rows: list[dict[str, Any]], backend: str, max_false_refusal: float, fold
     from assistant.gate import GateModel
 
     open_rows = [r for r in rows if not r["decided"] and not r["direct"] and (not r["answerable"] or r["gold_top5"])]
-    names = sorted(open_rows[0]["features"])
+    names = list(FEATURES)
     X = np.array([[r["features"].get(n, 0.0) for n in names] for r in open_rows])
     y = np.array([1 if r["answerable"] else 0 for r in open_rows])
     oof = np.zeros(len(y))
@@ -90,7 +98,10 @@ def fit(rows: list[dict[str, Any]], backend: str, max_false_refusal: float, fold
     print("  trade-off (out-of-fold): threshold → answerable refused / unanswerable refused")
     for t, fr, rr in curve[::10]:
         print(f"    {t:.2f} → {fr:.3f} / {rr:.3f}")
+    from sklearn.metrics import roc_auc_score
+
     cv = {
+        "auc": round(float(roc_auc_score(y, oof)), 4),
         "threshold": round(best_t, 3),
         "answerable_refused": round(sum(refused(r, best_t) for r in answerable) / max(1, len(answerable)), 4),
         "unanswerable_refused": round(sum(refused(r, best_t) for r in unanswerable) / max(1, len(unanswerable)), 4),
@@ -135,7 +146,8 @@ def main(argv: list[str] | None = None) -> int:
     for name, (a, u) in sorted(by.items()):
         print(f"  constraint {name}: refused {a} answerable, {u} unanswerable")
     for name, w in sorted(zip(model.features, model.coef), key=lambda x: -abs(x[1])):
-        print(f"  weight {name:16s} {w:+.3f}")
+        flag = "  (expected ≥ 0)" if name in POSITIVE and w < 0 else ""
+        print(f"  weight {name:16s} {w:+.3f}{flag}")
     if not args.dry_run:
         print("wrote", model.save())
     return 0

@@ -103,7 +103,7 @@ def test_health_reports_the_index(client: TestClient, built_assistant: PolicyAss
     assert body["status"] == "ok"
     assert body["documents"] == len(built_assistant.documents()) == 14
     assert body["clauses"] == len(built_assistant.retriever.snapshot.clauses) > 500
-    assert body["embedding_model"] == "use-m3"
+    assert body["embedding_model"] == built_assistant.embedder.spec
     assert body["version"] and body["writes_enabled"] is False
     assert body["llm"]["status"] == "disabled"
 

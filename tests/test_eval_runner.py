@@ -48,7 +48,7 @@ def test_report_has_every_metric_per_type_and_language(sample_report) -> None:
         assert 0.0 <= m[name] <= 1.0
     assert m["latency_p50_ms"] <= m["latency_p95_ms"]
     assert sample_report["corpus_version"].startswith("14 documents")
-    assert sample_report["config"]["embedding_model"] == "use-m3"
+    assert sample_report["config"]["embedding_model"] == "e5-small"
     assert sample_report["gold_problems"] == []
 
 
