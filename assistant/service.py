@@ -211,6 +211,22 @@ class PolicyAssistant:
         text, header = self.loader.run(path)
         return self._ingest_text(text, header, path.name, meta)
 
+    def ingest_paths(self, paths: list[Path], **meta: Any) -> list[tuple[ParsedDocument, bool]]:
+        """Ingest many files with one snapshot refresh at the end (bulk loads; does not add the shipped corpus)."""
+        out = []
+        with self._write_lock:
+            for path in paths:
+                text, header = self.loader.run(path)
+                doc_meta = self._resolve_meta(path.name, header, {k: v for k, v in meta.items() if v})
+                try:
+                    parsed = self.parser.run(doc_meta, text)
+                except ValueError as exc:
+                    raise InputError(f"{path}: {exc}") from exc
+                out.append((parsed, self.store.upsert(parsed)))
+            if any(changed for _, changed in out):
+                self.retriever.refresh()
+        return out
+
     def ingest_bytes(self, data: bytes, filename: str, **meta: Any) -> tuple[ParsedDocument, bool]:
         """Ingest an uploaded file. Nothing changes when it cannot be read or parsed."""
         text, header = self.loader.load_bytes(data, filename)
