@@ -65,7 +65,9 @@ def answer_json(answer: Answer) -> dict[str, Any]:
 
     return {"answer": answer.answer, "citations": [cite(c) for c in answer.citations], "refused": answer.refused,
             "nearest": [cite(c) for c in answer.nearest], "standalone_question": answer.standalone_question,
-            "mode": answer.mode, "notice": answer.notice, "unsupported_sentences": answer.unsupported_sentences}
+            "mode": answer.mode, "notice": answer.notice, "unsupported_sentences": answer.unsupported_sentences,
+            "outcome": answer.outcome, "caveat": answer.caveat, "gate_reasons": answer.gate_reasons,
+            "support_score": answer.support_score}
 
 
 def _batch(path: Path) -> Iterator[dict[str, Any]]:
@@ -147,13 +149,22 @@ def doctor(as_json: bool = typer.Option(False, "--json")) -> None:
         index = {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
     tokens = TokenCounter(cache_dir=s.data_dir / "tiktoken")
     llm = assistant.llm_status()
-    report = {"data_dir": str(s.data_dir), "index": index, "tiktoken_offline": tokens.exact, "llm": llm,
+    try:
+        models: dict[str, Any] = {"active": assistant.active_embedding_models, "notice": assistant.embedding_notice,
+                                  "gate": assistant.backend if assistant.gate.model else None}
+    except Exception as exc:  # noqa: BLE001 - report, do not crash
+        models = {"active": [], "notice": f"{type(exc).__name__}: {exc}", "gate": None}
+    report = {"data_dir": str(s.data_dir), "index": index, "embedding": models, "tiktoken_offline": tokens.exact,
+              "llm": llm,
               "llm_max_context_tokens": s.llm_max_context_tokens, "llm_timeout_s": s.llm_timeout_s}
     if as_json:
         _print_json(report)
     else:
         typer.echo(f"data dir:   {s.data_dir}")
         typer.echo("index:      " + (f"{index['documents']} documents" if index["ok"] else f"ERROR {index['error']}"))
+        typer.echo("embedding:  " + " + ".join(models["active"]) + " + BM25"
+                   + (f"  (notice: {models['notice']})" if models["notice"] else ""))
+        typer.echo("gate:       " + (f"fitted for {models['gate']}" if models["gate"] else "NOT FITTED (python -m eval.fit_gate)"))
         typer.echo("tokens:     " + ("tiktoken cl100k_base (offline BPE)" if tokens.exact else "estimated (tiktoken unavailable)"))
         where = f" model={llm['model']} base_url={llm['base_url']}" if s.llm_provider != "none" else ""
         typer.echo(f"llm:        provider={llm['provider']}{where}")

@@ -35,7 +35,7 @@ from typing import Any
 
 from langchain_core.language_models import BaseChatModel
 
-from assistant.conversation import Condensed, History
+from assistant.conversation import History
 from assistant.extractive import _SET_QUESTION, ExtractiveAnswerer, Retrieved
 from assistant.llm import (
     NO_ANSWER,

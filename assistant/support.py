@@ -486,6 +486,7 @@ class SupportModelFile(BaseModel):
     heldout_ids: list[str]
     split: dict[str, Any] = Field(default_factory=dict)
     models: list[SupportModel]
+    rule_heldout: dict[str, Any] = Field(default_factory=dict)  # the old rule (use-m3) on the held-out pairs
 
     @classmethod
     def load(cls, path: Path = RESOURCE) -> SupportModelFile | None:

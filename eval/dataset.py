@@ -57,6 +57,10 @@ class EvalItem(BaseModel):
     must_refuse: bool = False
     type: str = "other"
     lang: str = "zh"
+    #: How the question is written: colloquial, official, english, mixed, typo, traditional, followup.
+    register: str = ""
+    #: For a question that must be refused: why (other-city, unstated-amount, cited-only-document, …).
+    refuse_kind: str = ""
 
     @field_validator("question")
     @classmethod

@@ -254,15 +254,24 @@ def main(argv: list[str] | None = None) -> int:
             continue
         models.append(model)
         reports.append(report)
+    rule: dict[str, Any] = {}
+    if not args.cv_only and "use-m3" in [m.embedder for m in models]:
+        from assistant.support import SupportJudge
+        from retrieval.embeddings import make_embedder
+
+        old_judge = SupportJudge(make_embedder("use-m3"), use_model=False)
+        rule = agreement([old_judge.run(p["sentence"], [p["clause_text"]]).supported for p in test],
+                         [bool(p["supported"]) for p in test])
     split = {"salt": SALT, "test_share": TEST_SHARE, "n_pairs": len(pairs), "n_train_pairs": len(train),
              "n_heldout": len(test), "n_old_labels_used": sum(r["source"] == "labels" for r in rows),
              "heldout_by_kind": dict(sorted(Counter(p["kind"] for p in test).items()))}
     file = SupportModelFile(command=command.strip(), fitted_on=[f"{PAIRS.name} (training part)", OLD_LABELS.name],
-                            heldout_ids=sorted(p["id"] for p in test), split=split, models=models)
+                            heldout_ids=sorted(p["id"] for p in test), split=split, models=models,
+                            rule_heldout=rule)
     if not (args.dry_run or args.cv_only):
         file.save()
     if args.json:
-        print(json.dumps({"command": command, "split": split, "reports": reports}, ensure_ascii=False, indent=1))
+        print(json.dumps({"command": command, "split": split, "reports": reports, "rule_heldout": rule}, ensure_ascii=False, indent=1))
         return 0
     print(f"$ {command}")
     print(f"split: {len(train)} training pairs (+{split['n_old_labels_used']} old labels), {len(test)} held out "
@@ -286,6 +295,9 @@ def main(argv: list[str] | None = None) -> int:
         for lang, a in r["heldout"]["by_lang"].items():
             print(_line(f"lang {lang}", a))
         print(f"  errors: {', '.join(r['heldout']['errors']) or 'none'}")
+    if rule:
+        print("\nthe old rule (containment / rescaled cosine, threshold 0.725, use-m3) on the held-out part:")
+        print(_line("overall", rule))
     if not (args.dry_run or args.cv_only):
         print(f"\nwrote {RESOURCE}")
     return 0

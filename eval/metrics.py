@@ -24,6 +24,8 @@ judge (:mod:`assistant.support`) judging a statement against the text of its cit
 Answers:
 
 * ``gold_citation_recall``: share of an answerable question's gold units that the answer cites;
+  ``gold_cited_any``: share of answerable questions whose answer cites at least one gold unit;
+  ``set_cited_complete``: share of questions with several gold units whose answer cites all of them;
 * ``refusal_precision`` / ``refusal_recall``: refusals among questions that must be refused;
   ``false_refusal_rate``: share of answerable questions refused;
 * ``keyword_accuracy``: share of answerable questions whose answer contains every keyword
@@ -215,6 +217,10 @@ def aggregate(results: Sequence[dict[str, Any]]) -> dict[str, Any]:
     m["citation_precision"] = _mean([r["citation_precision"] for r in answered
                                      if r.get("citation_precision") is not None])
     m["gold_citation_recall"] = _mean([r["gold_cited"] for r in answerable])
+    # The headline: "a gold clause cited" and "the whole gold set cited" on list questions.
+    m["gold_cited_any"] = _mean([1.0 if (r["gold_cited"] or 0) > 0 else 0.0 for r in answerable])
+    m["set_cited_complete"] = _mean([1.0 if (r["gold_cited"] or 0) >= 1.0 else 0.0 for r in answerable
+                                     if r["n_gold_units"] > 1])
 
     refused = [r for r in results if r["refused"]]
     true_refusals = sum(1 for r in refused if r["must_refuse"])

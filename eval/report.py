@@ -16,7 +16,8 @@ from eval.metrics import HEADLINE
 __all__ = ["write_report", "render_markdown", "write_charts", "fmt", "load_report"]
 
 _TABLE_METRICS = ("n", "recall@1", "recall@5", "recall@10", "mrr", "ndcg@10", "set_recall@10", "citation_recall",
-                  "citation_precision", "gold_citation_recall", "refusal_precision", "refusal_recall",
+                  "citation_precision", "gold_citation_recall", "gold_cited_any", "set_cited_complete",
+                  "refusal_precision", "refusal_recall",
                   "false_refusal_rate", "keyword_accuracy", "latency_p50_ms", "latency_p95_ms")
 
 
@@ -67,11 +68,16 @@ def render_markdown(report: dict[str, Any], charts: list[str] | None = None) -> 
         out += ["", "**Gold units missing from the corpus** (these questions cannot score):", ""]
         out += [f"- {p}" for p in report["gold_problems"]]
     out += ["", "## Headline metrics", "", "| metric | value |", "|---|---|"]
-    for k in (*HEADLINE, "recall@10", "set_recall@10", "set_complete@10", "false_refusal_rate", "keyword_recall",
+    for k in (*HEADLINE, "gold_cited_any", "set_cited_complete", "recall@10", "set_recall@10", "set_complete@10",
+              "false_refusal_rate", "keyword_recall",
               "latency_p50_ms", "latency_p95_ms"):
         out.append(f"| {k} | {fmt(m.get(k))} |")
     out += ["", "## By question type", ""] + _table(report["by_type"], _TABLE_METRICS)
     out += ["", "## By language", ""] + _table(report["by_lang"], _TABLE_METRICS)
+    if report.get("by_register") and len(report["by_register"]) > 1:
+        out += ["", "## By register", ""] + _table(report["by_register"], _TABLE_METRICS)
+    if report.get("by_refuse_kind") and len(report["by_refuse_kind"]) > 1:
+        out += ["", "## Questions that must be refused, by kind", ""] + _table(report["by_refuse_kind"], _TABLE_METRICS)
     if charts:
         out += ["", "## Charts", ""] + [f"![{Path(c).stem}]({Path(c).name})" for c in charts]
     out += ["", "## Failure categories", "", "| category | questions |", "|---|---|"]

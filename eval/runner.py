@@ -58,7 +58,7 @@ class InProcessBackend:
         a = self.assistant.ask(question, history)
         return {"answer": a.answer, "citations": [_citation_dict(c) for c in a.citations], "refused": a.refused,
                 "standalone_question": a.standalone_question, "support_score": a.support_score,
-                "unsupported_sentences": a.unsupported_sentences, "mode": a.mode}
+                "unsupported_sentences": a.unsupported_sentences, "mode": a.mode, "outcome": a.outcome}
 
     def config(self) -> dict[str, Any]:
         s = self.assistant.settings
@@ -133,9 +133,10 @@ def evaluate_item(item: EvalItem, backend: Backend, supports: Callable[[str, lis
     units = gold_units(item)
     rec: dict[str, Any] = {
         "id": item.id, "question": item.question, "history": [list(t) for t in item.history], "type": item.type,
-        "lang": item.lang, "must_refuse": item.must_refuse, "n_gold_units": len(units), "gold_units": units,
+        "lang": item.lang, "register": item.register or "-", "refuse_kind": item.refuse_kind or "-",
+        "must_refuse": item.must_refuse, "n_gold_units": len(units), "gold_units": units,
         "answer": ans.get("answer", ""), "refused": bool(ans.get("refused")),
-        "support_score": ans.get("support_score"), "latency_ms": round(latency, 2),
+        "support_score": ans.get("support_score"), "outcome": ans.get("outcome"), "latency_ms": round(latency, 2),
     }
     # Retrieval: the question itself, or for a follow-up the standalone question the assistant formed.
     query = item.question
@@ -259,6 +260,8 @@ def run_eval(items: Sequence[EvalItem], backend: Backend, judge: Any = None, dat
         "config": config, "corpus_version": backend.corpus_version(), "gold_problems": problems,
         "metrics": aggregate(results),
         "by_type": breakdown(results, "type"), "by_lang": breakdown(results, "lang"),
+        "by_register": breakdown(results, "register"),
+        "by_refuse_kind": breakdown([r for r in results if r["must_refuse"]], "refuse_kind"),
         "failure_categories": failure_categories(results),
         "results": results,
     }

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from eval.calibrate import _agreement, calibrate_refusal, choose_threshold
+from eval.calibrate import _agreement
 from eval.compare import check_baseline, render_comparison
 from eval.dataset import (
     CALIBRATION,
@@ -207,20 +207,6 @@ def test_comparison_shows_both_values_and_the_difference() -> None:
 
 
 # ------------------------------------------------------------------ calibration
-def test_refusal_threshold_maximises_recall_within_the_false_refusal_budget() -> None:
-    answerable = [0.30] + [0.5 + 0.01 * i for i in range(19)]  # 20 answerable: one false refusal allowed
-    unanswerable = [0.1, 0.2, 0.45, 0.9]
-    r = choose_threshold(answerable, unanswerable)
-    # bound = second-lowest answerable (0.5); best recall refuses 0.1, 0.2, 0.45 -> midpoint of 0.45 and 0.5
-    assert r["threshold"] == pytest.approx(0.475)
-    assert r["refusal_recall"] == 0.75 and r["false_refusal_rate"] == 0.05
-    none = choose_threshold([0.2, 0.3], [0.8])
-    assert none["threshold"] == 0.0 and none["refusal_recall"] == 0.0
-    per_lang = calibrate_refusal([{"lang": "en", "must_refuse": True, "score": 0.1},
-                                  {"lang": "en", "must_refuse": False, "score": 0.5}])
-    assert per_lang["en"]["threshold"] == pytest.approx(0.3)
-
-
 def test_agreement_and_kappa() -> None:
     out = _agreement([True, True, False, False], [True, False, False, False])
     assert out["accuracy"] == 0.75 and out["precision"] == 0.5 and out["recall"] == 1.0
