@@ -119,6 +119,11 @@ class AnswerOut(BaseModel):
     mode: str
     notice: str | None = None
     unsupported_sentences: list[str] = Field(default_factory=list)
+    outcome: str = Field("answer", description="answer | caveat (the corpus lacks what was asked; says so, shows the "
+                                                "nearest clauses; counted as refused) | refuse")
+    caveat: str | None = None
+    gate_reasons: list[str] = Field(default_factory=list)
+    support_score: float = Field(0.0, description="the gate's P(answerable)")
 
 
 class DocumentOut(BaseModel):

@@ -72,6 +72,10 @@ _STATES: dict[str, re.Pattern[str]] = {
                             r"(材料|文件|申请书)[^。；]{0,6}(包括|如下)"),
 }
 _KIND_NEEDS_EVIDENCE = frozenset(_STATES)
+_KIND_ZH = {"amount": "金额或数量", "rate": "比例", "count": "数量", "deadline": "期限", "date": "日期", "contact": "联系方式",
+            "materials": "申请材料", "quantity": "数字", "procedure": "办理程序"}
+_KIND_EN = {"amount": "amount", "rate": "rate or share", "count": "number", "deadline": "time limit", "date": "date",
+            "contact": "contact details", "materials": "list of materials", "quantity": "figure", "procedure": "procedure"}
 _ASKS_CITATION = re.compile(r"文号|发文字号|发文号|document number|reference number", re.IGNORECASE)
 
 
@@ -191,11 +195,15 @@ class AnswerabilityGate:
         reasons: list[str] = []
         for place in query.foreign_places:
             if not any(self._mentions_place(place, h.clause, snap) for h in evidence):
-                return Verdict(outcome="refuse", features=feats, probability=0.0, constraint="place",
+                note = (f"The corpus says nothing specific about {place}." if query.lang == "en"
+                        else f"语料中没有关于{place}的具体规定。")
+                return Verdict(outcome="refuse", features=feats, probability=0.0, constraint="place", caveat=note,
                                reasons=[f"the evidence says nothing about {place}"])
         if query.kind in _KIND_NEEDS_EVIDENCE and not any(states(query.kind, h.clause.text) for h in evidence):
+            note = (f"The closest clauses state no {_KIND_EN[query.kind]}." if query.lang == "en"
+                    else f"最接近的条款没有写明所问的{_KIND_ZH[query.kind]}。")
             return Verdict(outcome="refuse", features=feats, probability=0.0, constraint=f"kind:{query.kind}",
-                           reasons=[f"no top clause states the {query.kind} asked for"])
+                           caveat=note, reasons=[f"no top clause states the {query.kind} asked for"])
         if query.lang == "zh" and query.topic_terms and feats["cov_best"] == 0.0 and feats["unknown_mass"] >= 1.0:
             return Verdict(outcome="refuse", features=feats, probability=0.0, constraint="off-corpus",
                            reasons=["the corpus never uses any of the question's topic words"])

@@ -78,7 +78,7 @@ _LAW_NAME = re.compile(r"([^\s，。？?！!、；;：:,.;:的了吗呢么哪什
                        r"(?<![说做看想合违依方办用立执无非写算守宪])(?:法|条例|管理规定|暂行规定|管理办法|暂行办法|实施细则))"
                        r"(?=第|规定|里|中|的|有|对|怎么|吗|呢|？|\?|，|。|\s|$|要求|说|讲|明确)")
 _EN_LAW = re.compile(r"\b((?:[A-Z][a-z]+(?:-[A-Z][a-z]+)? ){1,6}(?:Law|Regulations?|Measures|Rules|Provisions))\b")
-_WENHAO = re.compile(r"[\u4e00-\u9fff]{1,8}[〔\[［(（]\s*(\d{4})\s*[〕\]］)）]\s*(\d+)\s*号")
+_WENHAO = re.compile(r"(?:(?![的年和与及在了是对按据照即])[\u4e00-\u9fff]){1,6}[〔\[［(（]\s*(\d{4})\s*[〕\]］)）]\s*(\d+)\s*号")
 _ARTICLE = re.compile(r"第\s*([零〇一二三四五六七八九十百两\d]+)\s*条")
 _EN_ARTICLE = re.compile(r"\barticle\s+(\d+)\b", re.I)
 _YEAR = re.compile(r"(?<!\d)((?:19|20)\d{2})(?!\d)\s*(?:年|年度|年底|年前|年末)?")

@@ -28,7 +28,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from assistant.text import normalize
 
@@ -36,6 +36,9 @@ DATASETS = Path(__file__).resolve().parent / "datasets"
 DEV = DATASETS / "dev.jsonl"
 CALIBRATION = DATASETS / "calibration.jsonl"
 SUPPORT_LABELS = DATASETS / "support_labels.jsonl"
+TRAIN = DATASETS / "train.jsonl"
+#: Sealed: never used for a choice (see eval/datasets/README.md); reported as the headline.
+SEALED_TEST = DATASETS / "test_sealed.jsonl"
 
 __all__ = ["EvalItem", "CorpusClause", "DatasetError", "load_dataset", "validate", "matches", "gold_units",
            "shipped_clauses", "assistant_clauses", "DEV", "CALIBRATION", "SUPPORT_LABELS"]
@@ -48,6 +51,8 @@ class DatasetError(ValueError):
 class EvalItem(BaseModel):
     """One evaluation question (see the module docstring for the meaning of each field)."""
 
+    model_config = ConfigDict(populate_by_name=True)
+
     id: str
     question: str
     history: list[tuple[str, str]] = Field(default_factory=list)
@@ -58,7 +63,7 @@ class EvalItem(BaseModel):
     type: str = "other"
     lang: str = "zh"
     #: How the question is written: colloquial, official, english, mixed, typo, traditional, followup.
-    register: str = ""
+    style: str = Field("", alias="register")
     #: For a question that must be refused: why (other-city, unstated-amount, cited-only-document, …).
     refuse_kind: str = ""
 

@@ -133,7 +133,7 @@ def evaluate_item(item: EvalItem, backend: Backend, supports: Callable[[str, lis
     units = gold_units(item)
     rec: dict[str, Any] = {
         "id": item.id, "question": item.question, "history": [list(t) for t in item.history], "type": item.type,
-        "lang": item.lang, "register": item.register or "-", "refuse_kind": item.refuse_kind or "-",
+        "lang": item.lang, "register": item.style or "-", "refuse_kind": item.refuse_kind or "-",
         "must_refuse": item.must_refuse, "n_gold_units": len(units), "gold_units": units,
         "answer": ans.get("answer", ""), "refused": bool(ans.get("refused")),
         "support_score": ans.get("support_score"), "outcome": ans.get("outcome"), "latency_ms": round(latency, 2),

