@@ -547,13 +547,14 @@ class SupportJudge:
 
     def _docs(self, texts: list[str]) -> np.ndarray:
         assert self.embedder is not None
-        missing = list(dict.fromkeys(t for t in texts if t not in self._doc_cache))
+        found: dict[str, np.ndarray | None] = {t: self._doc_cache.get(t) for t in texts}
+        missing = [t for t, v in found.items() if v is None]
         if missing:
             if len(self._doc_cache) > 20000:
-                self._doc_cache.clear()
+                self._doc_cache = {}
             for t, v in zip(missing, self.embedder.embed_documents(missing), strict=True):
-                self._doc_cache[t] = np.asarray(v, dtype=float)
-        return np.stack([self._doc_cache[t] for t in texts])
+                found[t] = self._doc_cache[t] = np.asarray(v, dtype=float)
+        return np.stack([v for v in (found[t] for t in texts) if v is not None])
 
     def features(self, sentence: str, clauses: list[str]) -> list[dict[str, float]]:
         """The model's features of ``sentence`` against each clause."""

@@ -30,8 +30,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-TARGETS = {"recall@5": ">= 0.95", "mrr": ">= 0.90", "refusal_recall": ">= 0.90", "false_refusal_rate": "<= 0.05",
-           "search_p50_ms": "<= 30", "ingest_s": "<= 60", "cold_start_s": "<= 5"}
+TARGETS = {"recall@5": ">= 0.97", "mrr": ">= 0.92", "refusal_recall": ">= 0.90", "false_refusal_rate": "<= 0.03",
+           "search_p50_ms": "<= 30", "ask_p50_ms": "<= 60", "ingest_s": "<= 30", "cold_start_s": "<= 4",
+           "upload_clauses_per_s": ">= 20"}
 
 COLD_QUESTION = "市服开办设在哪里？"
 
@@ -107,6 +108,7 @@ def run(embedding_model: str | None = None, queries: int = 236, cold_runs: int =
         out: dict[str, Any] = {}
         assistant = PolicyAssistant(Settings(**{"data_dir": tmp, **extra}))
         out["embedding_model"] = assistant.settings.embedding_model
+        out["embedding_models"] = " + ".join(assistant.active_embedding_models)
         out["retrieval_mode"] = assistant.settings.retrieval_mode
         t0 = time.perf_counter()
         assistant.embedder.embed_query("预热")
@@ -135,12 +137,39 @@ def run(embedding_model: str | None = None, queries: int = 236, cold_runs: int =
         out["search_queries"] = len(lat)
         out["search_p50_ms"] = percentile(lat, 50)
         out["search_p95_ms"] = percentile(lat, 95)
+        lat = []
+        for q in qs:
+            t0 = time.perf_counter()
+            assistant.ask(q)
+            lat.append((time.perf_counter() - t0) * 1000)
+        out["ask_p50_ms"] = percentile(lat, 50)
+        out["ask_p95_ms"] = percentile(lat, 95)
+        out.update(upload_throughput(assistant, tmp))
         out["process_peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         env = {"EMBEDDING_MODEL": assistant.settings.embedding_model, "LLM_PROVIDER": "none"}
         out.update(cold_start(tmp, runs=cold_runs, extra_env=env))
         return out
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def upload_throughput(assistant: Any, tmp: Path, n: int = 120) -> dict[str, Any]:
+    """Clauses/s of an upload whose texts are new (no cached vectors): shipped clauses, each made unique.
+
+    The texts are the shipped corpus's own sentences with a numbered prefix, so their length and
+    vocabulary are those of real policy text while every one of them must be embedded.
+    """
+    clauses = [c for c in assistant.retriever.snapshot.clauses if 20 <= len(c.text) <= 200][:n]
+    stamp = int(time.time())
+    lines = ["# 标题：基准测试上传文件", ""]
+    lines += [f"第{i + 1}条 （测试{stamp}-{i}）{c.text}" for i, c in enumerate(clauses)]
+    path = tmp / f"bench-upload-{stamp}.txt"
+    path.write_text("\n".join(lines), encoding="utf-8")
+    t0 = time.perf_counter()
+    parsed, _ = assistant.ingest_path(path, doc_id=f"bench-upload-{stamp}")
+    wall = time.perf_counter() - t0
+    return {"upload_clauses": len(parsed.clauses), "upload_s": wall,
+            "upload_clauses_per_s": len(parsed.clauses) / wall if wall else None}
 
 
 def render(res: dict[str, Any], command: str) -> str:
@@ -151,14 +180,18 @@ def render(res: dict[str, Any], command: str) -> str:
         ("refusal precision", "refusal_precision", "{:.3f}"),
         (f"search p50, warm ({res['search_queries']} queries)", "search_p50_ms", "{:.1f} ms"),
         ("search p95, warm", "search_p95_ms", "{:.1f} ms"),
-        (f"ingest shipped corpus ({res['ingest_documents']} docs, {res['ingest_clauses']} clauses)", "ingest_s",
+        (f"ask p50, warm (extractive, {res['dev_questions']} questions)", "ask_p50_ms", "{:.1f} ms"),
+        ("ask p95, warm", "ask_p95_ms", "{:.1f} ms"),
+        (f"upload of new text ({res['upload_clauses']} clauses, all embedded)", "upload_clauses_per_s", "{:.1f} /s"),
+        (f"shipped corpus ready ({res['ingest_documents']} docs, {res['ingest_clauses']} clauses; shipped vectors)",
+         "ingest_s",
          "{:.1f} s"),
         ("  embedding model load (before ingest)", "model_load_s", "{:.2f} s"),
         ("cold start `policy-assistant ask` (median of 3)", "cold_start_s", "{:.2f} s"),
         ("  peak RSS of that subprocess", "cold_start_peak_rss_mb", "{:.0f} MB"),
         ("peak RSS of the bench process", "process_peak_rss_mb", "{:.0f} MB"),
     ]
-    lines = [f"$ {command}", f"embedding model {res['embedding_model']}, retrieval {res['retrieval_mode']}, "
+    lines = [f"$ {command}", f"embedding models {res['embedding_models']}, retrieval {res['retrieval_mode']}, "
              f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS')}, {os.cpu_count()} CPUs, "
              f"dev set {res['dev_questions']} questions", "",
              f"| {'measure':<58} | {'value':>10} | {'target':>8} |     |", f"|{'-' * 60}|{'-' * 12}|{'-' * 10}|-----|"]
