@@ -206,7 +206,7 @@ class QueryAnalyzer:
     def _analyse(self, question: str, condensed: Condensed) -> Query:
         text = unicodedata.normalize("NFKC", condensed.standalone)
         core = unicodedata.normalize("NFKC", condensed.core)
-        lang = detect_lang(question)
+        lang: Literal["zh", "en"] = "en" if detect_lang(question) == "en" else "zh"
         if lang == "en":
             acronyms = re.findall(r"\b[A-Z][A-Z0-9]{1,9}\b", condensed.core)  # CPMS, QFLP, DEPA
             terms = [*expand_query(condensed.core).lower().split(), *(a.lower() for a in acronyms)]

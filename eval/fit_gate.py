@@ -130,7 +130,8 @@ def main(argv: list[str] | None = None) -> int:
     from assistant.settings import Settings
 
     with tempfile.TemporaryDirectory() as tmp:
-        assistant = PolicyAssistant(Settings(data_dir=Path(tmp), llm_provider="none"))
+        overrides: dict[str, Any] = {"data_dir": Path(tmp), "llm_provider": "none"}
+        assistant = PolicyAssistant(Settings(**overrides))
         assistant.ensure_index()
         backend = assistant.backend
         rows = collect(assistant, [p for p in TRAINING if p.exists()])
