@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import threading
 from collections.abc import Iterator
 from functools import cached_property
@@ -307,8 +308,8 @@ class PolicyAssistant:
     def ask(self, question: str, history: History | None = None) -> Answer:
         question = self.check_text(question, "question")
         if self.settings.llm_provider != "none":
-            return self.generative.run(question, _clean_history(history))
-        return self.extractive.run(question, _clean_history(history))
+            return self.generative.run(question, self.clean_history(history))
+        return self.extractive.run(question, self.clean_history(history))
 
     def ask_stream(self, question: str, history: History | None = None) -> Iterator[dict[str, Any]]:
         """Events: ``{"type": "token", "text"}``…, then ``{"type": "answer", "answer": Answer}``.
@@ -317,7 +318,7 @@ class PolicyAssistant:
         """
         if self.settings.llm_provider != "none":
             question = self.check_text(question, "question")
-            yield from self.generative.stream(question, _clean_history(history))
+            yield from self.generative.stream(question, self.clean_history(history))
             return
         answer = self.ask(question, history)
         for line in answer.answer.splitlines(keepends=True):
@@ -325,13 +326,48 @@ class PolicyAssistant:
         yield {"type": "answer", "answer": answer}
 
     def check_text(self, text: str, what: str) -> str:
-        """The stripped text, or InputError when it is empty or longer than MAX_QUESTION_CHARS."""
-        if text is None or not str(text).strip():
+        """The cleaned text, or InputError: empty (or only invisible/control characters), not encodable
+        (a lone surrogate), or longer than MAX_QUESTION_CHARS after cleaning."""
+        if text is None:
             raise InputError(f"{what} is empty")
-        text = str(text).strip()
+        text = clean_text(str(text))
+        if not text:
+            raise InputError(f"{what} is empty")
         if len(text) > self.settings.max_question_chars:
             raise InputError(f"{what} is {len(text)} characters; the limit is {self.settings.max_question_chars}")
         return text
+
+    def clean_history(self, history: History | None) -> History:
+        """History turns as ``(question, answer)`` pairs, within the history limits.
+
+        Only the last ``MAX_HISTORY_TURNS`` turns are kept, each cut to its last ``MAX_HISTORY_TURN_CHARS``
+        characters, and older turns are dropped until all fit in ``MAX_HISTORY_CHARS``: a long history
+        costs nothing beyond the limits (a follow-up needs only the last turns).
+        """
+        s = self.settings
+        turns = _clean_history(history)[-max(0, s.max_history_turns):] if s.max_history_turns > 0 else []
+        out: History = []
+        total = 0
+        for q, a in reversed(turns):
+            q, a = clean_text(q)[-s.max_history_turn_chars:], clean_text(a)[-s.max_history_turn_chars:]
+            if total + len(q) + len(a) > s.max_history_chars:
+                break
+            total += len(q) + len(a)
+            out.append((q, a))
+        return list(reversed(out))
+
+
+_INVISIBLE = re.compile(r"[\u200b-\u200f\u2028-\u202f\u2060-\u206f\ufeff\u00ad\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
+
+
+def clean_text(text: str) -> str:
+    """Text without invisible and control characters or lone surrogates, stripped.
+
+    >>> clean_text("\u200b 外国医生\u200d能开诊所吗？ ")
+    '外国医生能开诊所吗？'
+    """
+    return _SURROGATE.sub("", _INVISIBLE.sub("", text)).strip()
 
 
 def _clean_history(history: History | None) -> History:

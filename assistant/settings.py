@@ -47,6 +47,9 @@ class Settings(BaseSettings):
 
     # answers
     max_question_chars: int = 1000
+    max_history_turns: int = 20  # only the last turns are kept
+    max_history_turn_chars: int = 4000  # a longer turn is cut to its last characters
+    max_history_chars: int = 20000  # all kept turns together
     gate_threshold: float | None = None  # None: the fitted threshold in assistant/resources/gate-<backend>.json
 
     # API / admin
