@@ -204,7 +204,8 @@ class AnswerabilityGate:
                     else f"最接近的条款没有写明所问的{_KIND_ZH[query.kind]}。")
             return Verdict(outcome="refuse", features=feats, probability=0.0, constraint=f"kind:{query.kind}",
                            caveat=note, reasons=[f"no top clause states the {query.kind} asked for"])
-        if query.lang == "zh" and query.topic_terms and feats["cov_best"] == 0.0 and feats["unknown_mass"] >= 1.0:
+        if (query.lang == "zh" and not query.is_followup and query.topic_terms and feats["cov_best"] == 0.0
+                and feats["unknown_mass"] >= 1.0):
             return Verdict(outcome="refuse", features=feats, probability=0.0, constraint="off-corpus",
                            reasons=["the corpus never uses any of the question's topic words"])
         prob = self.model.probability(feats) if self.model else 1.0

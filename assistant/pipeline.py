@@ -11,6 +11,7 @@ Usage::
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from assistant.conversation import Condensed, History
@@ -21,6 +22,9 @@ from corpus.models import Clause
 from corpus.numbering import int_to_cn
 from retrieval.fusion import reciprocal_rank_fusion
 from retrieval.retriever import Hit, HybridRetriever
+
+_ASKS_COMMENCEMENT = re.compile(r"施行|生效|实施日期|起实施|effective|take effect|come into force|in force", re.I)
+_COMMENCEMENT = re.compile(r"自\s*[^。；]{2,30}?起\s*施行")
 
 #: How many of the top hits are re-ranked by the question's word coverage.
 RERANK_DEPTH = 20
@@ -120,7 +124,10 @@ class Pipeline:
         return scored + hits[RERANK_DEPTH:]
 
     def direct_references(self, query: Query) -> list[Clause]:
-        """Clauses the question names: "数据安全法第三十一条", "数据安全法第31条", "Article 31 of the Data Security Law"."""
+        """Clauses the question names: "数据安全法第三十一条", "数据安全法第31条", "Article 31 of the Data Security Law";
+        and, for "when does 数据安全法 take effect", the document's own commencement clause (…自…起施行)."""
+        if query.kind == "date" and _ASKS_COMMENCEMENT.search(query.standalone):
+            return self._commencement(query)
         if not query.articles:
             return []
         snap = self.retriever.snapshot
@@ -131,6 +138,26 @@ class Pipeline:
                      doc.meta.title_en, *doc.meta.aliases}
             if doc.meta.kind != "plan" and any(n and len(n) >= 3 and n.lower() in text for n in names):
                 return snap.under(f"{doc_id}/{article}")
+        return []
+
+    def _named_documents(self, query: Query) -> list[str]:
+        """Ids of held documents the question names (title, short title, English title or alias)."""
+        snap = self.retriever.snapshot
+        text = query.standalone.lower()
+        out = []
+        for doc_id, doc in snap.documents.items():
+            names = {doc.meta.short_title, doc.meta.title, doc.meta.title.replace("中华人民共和国", ""),
+                     doc.meta.title_en, *doc.meta.aliases}
+            if doc.meta.kind != "plan" and any(n and len(n) >= 3 and n.lower() in text for n in names):
+                out.append(doc_id)
+        return out
+
+    def _commencement(self, query: Query) -> list[Clause]:
+        snap = self.retriever.snapshot
+        for doc_id in self._named_documents(query):
+            found = [c for c in snap.of_document(doc_id) if _COMMENCEMENT.search(c.text)]
+            if found:
+                return found[-1:]
         return []
 
     def _fuse(self, lists: list[list[Hit]], weights: list[float]) -> list[Hit]:

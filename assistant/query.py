@@ -61,8 +61,9 @@ _KINDS: list[tuple[AnswerKind, re.Pattern[str]]] = [
     ("date", re.compile(r"什么时候|何时|哪一年|哪年|几月|日期|哪天|时间节点|\b(when|what date|which year|what year)\b", re.I)),
     ("quantity", re.compile(r"多少|上限|下限|最多|最少|最高|最低|标准是|几成|"
                             r"\b(maximum|minimum|fee|fees|cap|limit|threshold|how much|how many)\b", re.I)),
-    ("procedure", re.compile(r"怎么申请|如何申请|怎么办理|如何办理|流程|程序|步骤|手续|去哪(里|儿)?办|"
-                             r"\bhow (do|can|should) (i|we) (apply|register|get)\b|\bprocedure|\bprocess for\b|\bsteps\b", re.I)),
+    ("procedure", re.compile(r"(怎么|如何|怎样|咋)(申请|办理|办|备案|登记|报批|审批)|(申请|办理|审批|报批|登记|备案|准入)的?(流程|程序|步骤|手续)|"
+                             r"去哪(里|儿)?办|\bhow (do|can|should) (i|we) (apply|register|get)\b|\bprocedure|"
+                             r"\bprocess for\b|\bsteps to\b", re.I)),
     ("location", re.compile(r"在哪|哪里|哪儿|什么地方|什么位置|哪个位置|地点|\bwhere\b", re.I)),
     ("organisation", re.compile(r"谁|哪个部门|哪个单位|哪个机构|哪家单位|哪些部门|什么部门|什么机构|由哪|归哪|找哪|牵头单位|"
                                 r"\b(who|which (department|agency|authority|body|office|bureau|ministry))\b", re.I)),
