@@ -235,6 +235,16 @@ class AnswerabilityGate:
         if _ASKS_CITATION.search(query.standalone):
             return None
         for number in query.wenhao:
+            short = re.fullmatch(r"(\d+)号文", number)
+            if short:  # "84号文": the 文号 the corpus writes in full, if any
+                pattern = re.compile(rf"[\u4e00-\u9fff]{{1,6}}〔\d{{4}}〕{short.group(1)}号")
+                held = [d.meta.wenhao for d in snap.documents.values() if pattern.search(d.meta.wenhao or "")]
+                if held:
+                    continue
+                cited = next((m.group(0) for c in snap.clauses for m in [pattern.search(c.text)] if m), None)
+                if cited is None:
+                    continue  # not a document number the corpus knows: leave it to the model
+                number = cited
             if any(number == d.meta.wenhao for d in snap.documents.values()):
                 continue
             return self._cited_or_absent(number, query, snap)
@@ -266,7 +276,8 @@ class AnswerabilityGate:
             names = [d.meta.title, d.meta.short_title, d.meta.title_en, *d.meta.aliases]
             for n in names:
                 k = _doc_key(n)
-                if k and len(k) >= 2 and (k == key or k in key or key in k):
+                # A short alias (方案) inside a longer title (关于…工作方案) does not make it held.
+                if k and (k == key or (len(k) >= 4 and k in key) or (len(key) >= 3 and key in k)):
                     return True
         return False
 

@@ -80,6 +80,7 @@ _LAW_NAME = re.compile(r"([^\s，。？?！!、；;：:,.;:的了吗呢么哪什
                        r"(?=第|规定|里|中|的|有|对|怎么|吗|呢|？|\?|，|。|\s|$|要求|说|讲|明确)")
 _EN_LAW = re.compile(r"\b((?:[A-Z][a-z]+(?:-[A-Z][a-z]+)? ){1,6}(?:Law|Regulations?|Measures|Rules|Provisions))\b")
 _WENHAO = re.compile(r"(?:(?![的年和与及在了是对按据照即])[\u4e00-\u9fff]){1,6}[〔\[［(（]\s*(\d{4})\s*[〕\]］)）]\s*(\d+)\s*号")
+_SHORT_WENHAO = re.compile(r"(?<![\d〕\]）)])(\d{1,4})\s*号(?:文|文件|通知)")
 _ARTICLE = re.compile(r"第\s*([零〇一二三四五六七八九十百两\d]+)\s*条")
 _EN_ARTICLE = re.compile(r"\barticle\s+(\d+)\b", re.I)
 _YEAR = re.compile(r"(?<!\d)((?:19|20)\d{2})(?!\d)\s*(?:年|年度|年底|年前|年末)?")
@@ -226,6 +227,7 @@ class QueryAnalyzer:
             kind = answer_kind(text)
         years = [int(y) for y in _YEAR.findall(core)] or ([int(y) for y in _YEAR.findall(text)])
         wenhao = [m.group(0) for m in _WENHAO.finditer(text)]
+        wenhao += [f"{m.group(1)}号文" for m in _SHORT_WENHAO.finditer(text)]
         documents = [d for d in named_documents(_WENHAO.sub(" ", text)) if d not in wenhao]
         return Query(text=question, standalone=condensed.standalone, core=condensed.core,
                      is_followup=condensed.is_followup, context=condensed.context, lang=lang, terms=terms,

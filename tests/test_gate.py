@@ -118,6 +118,16 @@ def test_a_cited_only_notice_is_answered_with_the_citing_clause_and_its_absence(
 
 
 @pytest.mark.model
+@pytest.mark.parametrize("question", ["84号文要求试点城市哪年之前把任务完成？",
+                                      "《关于加快推进服务业扩大开放综合试点工作方案》对评估考核有何要求？"])
+def test_a_cited_notice_named_by_its_short_number_or_title_is_not_mistaken_for_the_plan(built_assistant,
+                                                                                        question: str) -> None:
+    a = built_assistant.ask(question)
+    assert a.outcome == "caveat" and a.citations == []
+    assert any("商资函〔2025〕84号" in n.text for n in a.nearest)
+
+
+@pytest.mark.model
 def test_a_year_the_corpus_does_not_give_gets_a_caveat_naming_the_year_it_does(built_assistant) -> None:
     a = built_assistant.ask("2025年服务业增加值是多少？")
     assert a.outcome == "caveat" and a.refused
