@@ -35,6 +35,7 @@ from typing import Any
 
 from langchain_core.language_models import BaseChatModel
 
+from assistant.citations import TRAILING_MARKERS
 from assistant.conversation import History
 from assistant.extractive import _SET_QUESTION, ExtractiveAnswerer, Retrieved
 from assistant.llm import (
@@ -62,7 +63,7 @@ __all__ = ["GenerativeAnswerer"]
 Event = dict[str, Any]
 _THINK = re.compile(r"^\s*<think>.*?</think>", re.DOTALL)
 _BOUNDARY = re.compile(r"[。！？!?]|\.(?=\s)|\n")
-_TAIL = re.compile(r"(?:[ \t]*(?:\[[^\[\]\n]{1,200}\]|【[^【】\n]{1,200}】))+")
+_TAIL = TRAILING_MARKERS
 _LIST_PREFIX = re.compile(r"^[ \t]*(?:\d{1,2}[.、)）]|[（(]\d{1,2}[)）]|[-*•·])[ \t]+")
 _GROUNDED = ("supported", "inserted", "corrected")
 

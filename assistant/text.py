@@ -45,7 +45,9 @@ def normalize(text: str) -> str:
 
 def strip_citations(text: str) -> str:
     """Remove ``[label]`` citation markers from an answer sentence."""
-    return re.sub(r"\[[^\[\]]{1,80}\]", "", text)
+    from assistant.citations import strip
+
+    return strip(text)
 
 
 _FUNCTION_CHARS = set("到的了和与及或在中有是对把被为将从向以由等之其该各个也都就还又并而且但要会能可让给这那哪吗呢吧啊么什怎多少几请问我你他她它们如何否")

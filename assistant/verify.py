@@ -29,13 +29,13 @@ import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from assistant.citations import MARKER, TRAILING_MARKERS
 from assistant.support import SupportJudge
 from corpus.models import Clause
 
 __all__ = ["CitationVerifier", "Verification", "VerifiedSentence", "MARKER", "unsupported_mark"]
 
-#: a citation marker: [...] or 【...】 (no nesting, no newline)
-MARKER = re.compile(r"\[([^\[\]\n]{1,200})\]|【([^【】\n]{1,200})】")
+
 _SPLIT_IDS = re.compile(r"\s*[,，;；、|]\s*|\s+(?=\S+/)")
 _END = re.compile(r"[。！？!?]|\.(?=\s|$)")
 _LIST_PREFIX = re.compile(r"^\s*(?:\d{1,2}[.、)）]|[（(]\d{1,2}[)）]|[-*•·])\s*")
@@ -130,7 +130,7 @@ class CitationVerifier:
             pos = 0
             for stop_m in _END.finditer(rest):
                 stop = stop_m.end()
-                tail = re.match(r"(\s*(?:\[[^\[\]\n]{1,200}\]|【[^【】\n]{1,200}】))+", rest[stop:])
+                tail = TRAILING_MARKERS.match(rest[stop:])
                 if tail:
                     stop += tail.end()
                 if stop > pos:

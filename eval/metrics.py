@@ -43,6 +43,7 @@ from typing import Any
 
 import numpy as np
 
+from assistant.citations import MARKER_BODY
 from assistant.text import normalize
 
 __all__ = ["first_rank", "ndcg_at", "unit_coverage", "split_statements", "Statement", "citation_scores",
@@ -52,8 +53,8 @@ __all__ = ["first_rank", "ndcg_at", "unit_coverage", "split_statements", "Statem
 HEADLINE = ("recall@1", "recall@5", "mrr", "ndcg@10", "citation_recall", "citation_precision",
             "gold_citation_recall", "refusal_recall", "refusal_precision", "keyword_accuracy")
 
-_MARKERS = re.compile(r"((?:\s*\[[^\[\]\n]{1,80}\])+)")
-_MARKER = re.compile(r"\[([^\[\]\n]{1,80})\]")
+_MARKERS = re.compile(r"((?:\s*\[" + MARKER_BODY + r"\])+)")
+_MARKER = re.compile(r"\[(" + MARKER_BODY + r")\]")
 
 
 # ------------------------------------------------------------------- retrieval
