@@ -21,6 +21,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from assistant.citations import render
 from assistant.conversation import Condenser, History
 from assistant.gate import _KIND_NEEDS_EVIDENCE as KINDS_WITH_EVIDENCE
 from assistant.gate import states
@@ -199,12 +200,12 @@ class ExtractiveAnswerer:
                     if is_set or len(citations) > 1 else "The corpus addresses this in the following clause (quoted in the original Chinese):")
             lines.append(lead)
             for i, c in enumerate(citations, start=1):
-                lines.append(f"{i}. {self._english_title(c)}, {c.path}: 「{c.quote}」[{c.label}]")
+                lines.append(f"{i}. {self._english_title(c)}, {c.path}: 「{c.quote}」{render(c.label)}")
         else:
             lead = (f"相关条款共{len(citations)}条：" if is_set else "根据现有条款：")
             lines.append(lead)
             for i, c in enumerate(citations, start=1):
-                lines.append(f"{i}. 《{c.doc_title}》{c.path}：「{c.quote}」[{c.label}]")
+                lines.append(f"{i}. 《{c.doc_title}》{c.path}：「{c.quote}」{render(c.label)}")
         return "\n".join(lines)
 
     def _english_title(self, c: Citation) -> str:
