@@ -29,6 +29,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import unicodedata
 from pathlib import Path
 from typing import Literal
 
@@ -199,6 +200,12 @@ class AnswerabilityGate:
                         else f"语料中没有关于{place}的具体规定。")
                 return Verdict(outcome="refuse", features=feats, probability=0.0, constraint="place", caveat=note,
                                reasons=[f"the evidence says nothing about {place}"])
+        claimed = _unsupported_quantities(query.text + " " + query.core, evidence)
+        if claimed:
+            note = (f"The corpus does not mention {claimed[0]}." if query.lang == "en"
+                    else f"语料中没有提到“{claimed[0]}”。")
+            return Verdict(outcome="refuse", features=feats, probability=0.0, constraint="quantity-claim",
+                           caveat=note, reasons=[f"the question states {claimed[0]}, which no top clause states"])
         if query.kind in _KIND_NEEDS_EVIDENCE and not any(states(query.kind, h.clause.text) for h in evidence):
             note = (f"The closest clauses state no {_KIND_EN[query.kind]}." if query.lang == "en"
                     else f"最接近的条款没有写明所问的{_KIND_ZH[query.kind]}。")
@@ -350,6 +357,30 @@ class AnswerabilityGate:
             "kind_specific": 1.0 if query.kind in _KIND_NEEDS_EVIDENCE else 0.0,
             "names_document": 1.0 if query.documents or query.wenhao else 0.0,
         }
+
+
+_CLAIM = re.compile(r"(\d+(?:\.\d+)?)\s*(%|％|万亿|亿元|亿|万元|万|元|小时|天|日|个工作日|工作日|个月|倍|年)|"
+                    r"(\d+(?:\.\d+)?)[\s-]*(percent|hours?|days?|months?|yuan|million|billion)\b", re.IGNORECASE)
+
+
+def _unsupported_quantities(question: str, evidence: list[Hit]) -> list[str]:
+    """Quantities the question states (144小时, 50%, 30 days) that no evidence clause contains as a number.
+
+    A year (2025年) is a slot of its own, checked with a caveat; it is skipped here.
+
+    >>> _unsupported_quantities("方案说外籍人员可以144小时免签？", [])
+    ['144小时']
+    """
+    text = " ".join(h.clause.text for h in evidence)
+    numbers = set(re.findall(r"\d+(?:\.\d+)?", unicodedata.normalize("NFKC", text)))
+    out = []
+    for m in _CLAIM.finditer(unicodedata.normalize("NFKC", question)):
+        number, unit = (m.group(1), m.group(2)) if m.group(1) else (m.group(3), m.group(4))
+        if unit == "年" and len(number) == 4:
+            continue
+        if number not in numbers:
+            out.append(m.group(0).strip())
+    return out
 
 
 def _doc_key(name: str) -> str:

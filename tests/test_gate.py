@@ -128,6 +128,13 @@ def test_a_cited_notice_named_by_its_short_number_or_title_is_not_mistaken_for_t
 
 
 @pytest.mark.model
+def test_a_question_that_claims_a_figure_the_corpus_never_states_is_refused(built_assistant) -> None:
+    a = built_assistant.ask("方案说外籍人员在福州可以享受144小时过境免签，怎么申请？")
+    assert a.refused and any("144小时" in r for r in a.gate_reasons)
+    assert not built_assistant.ask("服务业增加值达到1.06万亿元是哪一年的目标？").refused
+
+
+@pytest.mark.model
 def test_a_year_the_corpus_does_not_give_gets_a_caveat_naming_the_year_it_does(built_assistant) -> None:
     a = built_assistant.ask("2025年服务业增加值是多少？")
     assert a.outcome == "caveat" and a.refused
