@@ -64,7 +64,9 @@ class PolicyAssistant:
         self.settings = settings or Settings()
         os.environ.setdefault("OMP_NUM_THREADS", str(self.settings.num_threads))
         self._write_lock = threading.Lock()
-        self.loader = DocumentLoader(max_bytes=self.settings.max_upload_bytes)
+        self.loader = DocumentLoader(max_bytes=self.settings.max_upload_bytes,
+                                     max_unpacked_bytes=self.settings.max_unpacked_bytes,
+                                     max_pages=self.settings.max_pdf_pages)
         self.parser = ClauseParser()
         self.embedding_notice: str | None = None
 

@@ -55,6 +55,8 @@ class Settings(BaseSettings):
     # API / admin
     admin_token: str | None = None
     max_upload_bytes: int = 10 * 1024 * 1024
+    max_unpacked_bytes: int = 100 * 1024 * 1024  # a .docx (zip) may unpack to this much
+    max_pdf_pages: int = 2000
     host: str = "127.0.0.1"
     port: int = 7860
 

@@ -26,10 +26,16 @@ class DocumentLoader:
 
     Args:
         max_bytes: files larger than this are refused (a clear error, nothing indexed).
+        max_unpacked_bytes: a .docx whose parts unpack to more than this is refused before it is
+            opened (a zip bomb costs nothing).
+        max_pages: a PDF with more pages is refused before any page is read.
     """
 
-    def __init__(self, max_bytes: int = 20 * 1024 * 1024) -> None:
+    def __init__(self, max_bytes: int = 20 * 1024 * 1024, max_unpacked_bytes: int = 100 * 1024 * 1024,
+                 max_pages: int = 2000) -> None:
         self.max_bytes = max_bytes
+        self.max_unpacked_bytes = max_unpacked_bytes
+        self.max_pages = max_pages
 
     def run(self, path: Path) -> tuple[str, dict[str, str]]:
         """Return ``(text, header_metadata)`` for the file at ``path``."""
@@ -83,18 +89,24 @@ class DocumentLoader:
                 continue
         raise LoaderError(f"{filename} is neither UTF-8 nor GB18030 text")
 
-    @staticmethod
-    def _docx(data: bytes) -> str:
+    def _docx(self, data: bytes) -> str:
+        import zipfile
+
         import docx  # python-docx
 
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            unpacked = sum(info.file_size for info in archive.infolist())
+        if unpacked > self.max_unpacked_bytes:
+            raise LoaderError(f"the .docx unpacks to {unpacked} bytes; the limit is {self.max_unpacked_bytes}")
         document = docx.Document(io.BytesIO(data))
         return "\n".join(p.text for p in document.paragraphs)
 
-    @staticmethod
-    def _pdf(data: bytes) -> str:
+    def _pdf(self, data: bytes) -> str:
         from pypdf import PdfReader
 
         reader = PdfReader(io.BytesIO(data))
+        if len(reader.pages) > self.max_pages:
+            raise LoaderError(f"the PDF has {len(reader.pages)} pages; the limit is {self.max_pages}")
         pages = [page.extract_text() or "" for page in reader.pages]
         return "\n".join(pages)
 

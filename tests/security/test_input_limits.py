@@ -31,3 +31,35 @@ def test_a_huge_history_costs_no_more_than_the_limits(built_assistant: PolicyAss
     assert all(len(q) <= s.max_history_turn_chars for q, _ in kept)
     answer = built_assistant.ask("那护士呢？", history)  # was minutes and 14 GB before the limits
     assert answer.answer and len(answer.standalone_question) < 2 * s.max_history_turn_chars
+
+
+def test_a_docx_zip_bomb_is_refused_before_it_is_opened() -> None:
+    import io
+    import zipfile
+
+    from corpus.loaders import DocumentLoader, LoaderError
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
+        z.writestr("[Content_Types].xml", "<Types/>")
+        z.writestr("word/document.xml", "0" * (3 * 1024 * 1024))  # 3 MB of zeros: a few KB compressed
+    data = buf.getvalue()
+    assert len(data) < 64 * 1024
+    with pytest.raises(LoaderError, match="unpacks to"):
+        DocumentLoader(max_unpacked_bytes=1024 * 1024).load_bytes(data, "bomb.docx")
+
+
+def test_a_pdf_with_too_many_pages_is_refused_before_any_page_is_read() -> None:
+    import io
+
+    from pypdf import PdfWriter
+
+    from corpus.loaders import DocumentLoader, LoaderError
+
+    writer = PdfWriter()
+    for _ in range(30):
+        writer.add_blank_page(width=72, height=72)
+    buf = io.BytesIO()
+    writer.write(buf)
+    with pytest.raises(LoaderError, match="30 pages"):
+        DocumentLoader(max_pages=10).load_bytes(buf.getvalue(), "many.pdf")
