@@ -115,7 +115,8 @@ class PolicyAssistant:
     def retriever(self) -> HybridRetriever:
         secondary = self.secondary_embedder if self.settings.retrieval_mode != "lexical" else None
         return HybridRetriever(self.store, mode=self.settings.retrieval_mode, rrf_k=self.settings.rrf_k,
-                               dense_weight=self.settings.dense_weight, secondary=secondary)
+                               dense_weight=self.settings.dense_weight, secondary=secondary,
+                               check_every_s=self.settings.replica_check_s)
 
     @property
     def backend(self) -> str:

@@ -34,6 +34,7 @@ class Settings(BaseSettings):
     data_dir: Path = Field(default_factory=default_data_dir, alias="POLICY_DATA_DIR")
     chroma_host: str | None = None
     chroma_port: int = 8000
+    replica_check_s: float = 1.0  # how often (at most) a read checks whether another process changed the corpus
     collection_prefix: str = "clauses"
 
     # retrieval

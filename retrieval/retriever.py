@@ -10,6 +10,7 @@ Usage::
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -56,9 +57,12 @@ class IndexSnapshot:
     by_clause_id: dict[str, int] = field(default_factory=dict)
     #: Unit vectors of the clauses under the secondary embedding model (rows follow ``clauses``).
     secondary: np.ndarray | None = None
+    #: The store's corpus generation this snapshot was read at.
+    generation: str = ""
 
     @classmethod
     def build(cls, store: ClauseStore, secondary: Embedder | None = None) -> IndexSnapshot:
+        generation = store.generation()
         docs = store.documents()
         pairs = store.clauses(docs)
         clauses = [c for _, c in pairs]
@@ -72,6 +76,7 @@ class IndexSnapshot:
             by_chroma_id={cid: i for i, cid in enumerate(ids)},
             by_clause_id={c.clause_id: i for i, c in enumerate(clauses)},
             secondary=secondary.embed_documents(texts) if secondary is not None and texts else None,
+            generation=generation,
         )
 
     def get(self, clause_id: str) -> Clause | None:
@@ -105,12 +110,14 @@ class HybridRetriever:
         rrf_k: the RRF constant.
         candidates: how many hits each list contributes before fusion.
         dense_weight: RRF weight of the dense lists (the lexical lists weigh 1).
+        check_every_s: how often (at most) a read checks the store's corpus generation and reloads the
+            snapshot when another process (a replica on the same Chroma server) changed the corpus.
         secondary: a second embedding model whose ranking is fused too (its clause vectors live
             in the snapshot; cached by content, so only new clauses are embedded).
     """
 
     def __init__(self, store: ClauseStore, mode: str = "hybrid", rrf_k: int = 60, candidates: int = 50,
-                 dense_weight: float = 1.0, secondary: Embedder | None = None) -> None:
+                 dense_weight: float = 1.0, secondary: Embedder | None = None, check_every_s: float = 1.0) -> None:
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}")
         if dense_weight < 0:
@@ -123,15 +130,33 @@ class HybridRetriever:
         self.candidates = candidates
         self._lock = threading.Lock()
         self._snapshot: IndexSnapshot | None = None
+        self.check_every_s = check_every_s
+        self._checked_at = 0.0
 
     @property
     def snapshot(self) -> IndexSnapshot:
+        """The current snapshot; reloaded when the store's generation moved (checked at most once per
+        ``check_every_s``), so replicas sharing a Chroma server agree within about a second."""
         snap = self._snapshot
         if snap is None:
             with self._lock:
                 if self._snapshot is None:
                     self._snapshot = IndexSnapshot.build(self.store, self.secondary)
+                    self._checked_at = time.monotonic()
                 snap = self._snapshot
+            return snap
+        now = time.monotonic()
+        if self.check_every_s >= 0 and now - self._checked_at >= self.check_every_s:
+            self._checked_at = now
+            try:
+                moved = self.store.generation() != snap.generation
+            except Exception:  # noqa: BLE001 - a failed check keeps serving the snapshot it has
+                moved = False
+            if moved:
+                with self._lock:
+                    if self._snapshot is snap:
+                        self._snapshot = IndexSnapshot.build(self.store, self.secondary)
+                    snap = self._snapshot or snap
         return snap
 
     def refresh(self) -> IndexSnapshot:

@@ -60,6 +60,10 @@ class StoredDocument:
         self.ingested_at = ingested_at
 
 
+#: The registry record that names the corpus generation (not a document).
+GENERATION_ID = "__corpus_generation__"
+
+
 def _generation(content_hash: str) -> str:
     return content_hash[:12]
 
@@ -91,6 +95,19 @@ class ClauseStore:
         )
 
     # ---------------------------------------------------------------- reads
+    def generation(self) -> str:
+        """The corpus generation: changes with every committed write (one small read; replicas poll it)."""
+        got = self.registry.get(ids=[GENERATION_ID], include=["metadatas"])
+        if not got["ids"]:
+            return ""
+        return str(((got["metadatas"] or [{}])[0] or {}).get("gen", ""))
+
+    def _bump_generation(self) -> None:
+        import uuid
+
+        self.registry.upsert(ids=[GENERATION_ID], embeddings=[[1.0]],  # type: ignore[arg-type]
+                             documents=[""], metadatas=[{"gen": uuid.uuid4().hex, "at": time.time()}])
+
     def documents(self) -> dict[str, StoredDocument]:
         """Committed documents by id."""
         got = self.registry.get(include=["documents", "metadatas"])
@@ -174,6 +191,7 @@ class ClauseStore:
             metadatas=[{"state": "ready", "hash": parsed.content_hash, "clauses": len(ids), "at": time.time()}],
         )
         self.collection.delete(where={"$and": [{"doc_id": meta.doc_id}, {"gen": {"$ne": gen}}]})  # type: ignore[dict-item]
+        self._bump_generation()
         return True
 
     def delete(self, doc_id: str) -> bool:
@@ -181,6 +199,8 @@ class ClauseStore:
         known = self._registry_entry(doc_id) is not None
         self.registry.delete(ids=[doc_id])
         self.collection.delete(where={"doc_id": doc_id})
+        if known:
+            self._bump_generation()
         return known
 
     def repair(self) -> int:
