@@ -97,8 +97,15 @@ def ingest(paths: list[Path] = typer.Argument(None, help="Files to add (.txt .md
            doc_id: str | None = typer.Option(None, help="Document id (one file only)."),
            title: str | None = typer.Option(None), status: str | None = typer.Option(None),
            issuer: str | None = typer.Option(None), date: str | None = typer.Option(None),
-           wenhao: str | None = typer.Option(None)) -> None:
-    """Add documents to the index (the same file twice adds nothing; a changed file replaces its clauses)."""
+           wenhao: str | None = typer.Option(None),
+           own_only: bool = typer.Option(False, "--own-only",
+                                         help="Do not add the shipped corpus: an index of your own documents only."),
+           batch: int = typer.Option(50, min=1, help="Files per batch (one index refresh per batch).")) -> None:
+    """Add documents to the index (the same file twice adds nothing; a changed file replaces its clauses).
+
+    Many files are ingested in batches with one index refresh each; every document is committed on its own, so
+    an interrupted run resumes where it stopped (unchanged files are skipped).
+    """
     assistant = _assistant(build=not paths)
     if not paths:
         changed = _run(assistant.reset_shipped)
@@ -106,7 +113,20 @@ def ingest(paths: list[Path] = typer.Argument(None, help="Files to add (.txt .md
         return
     if doc_id and len(paths) > 1:
         _fail("--doc-id needs exactly one file")
-    _run(assistant.ensure_index)
+    _run(assistant.store.repair if own_only else assistant.ensure_index)
+    if len(paths) > 1:
+        done = 0
+        for start in range(0, len(paths), batch):
+            chunk = paths[start:start + batch]
+            def ingest_batch(c: list[Path] = chunk) -> list[tuple[Any, bool]]:
+                return assistant.ingest_paths(c, title=title, status=status, issuer=issuer, date=date, wenhao=wenhao)
+
+            results = _run(ingest_batch)
+            for parsed, changed in results:
+                done += 1
+                state = "added/replaced" if changed else "unchanged"
+                typer.echo(f"[{done}/{len(paths)}] {parsed.meta.doc_id}: {len(parsed.clauses)} clauses ({state})")
+        return
     for path in paths:
         def ingest_one(p: Path = path) -> tuple[Any, bool]:
             return assistant.ingest_path(p, doc_id=doc_id, title=title, status=status, issuer=issuer, date=date,

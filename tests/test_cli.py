@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -78,3 +79,26 @@ def test_unsupported_format(run, tmp_path: Path):
     f.write_bytes(b"PK")
     res = run("ingest", str(f))
     assert res.exit_code == 2 and "unsupported format" in res.output
+
+
+@pytest.mark.model
+def test_bulk_ingest_of_own_documents_without_the_shipped_corpus_resumes(tmp_path) -> None:
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    files = []
+    for i in range(3):
+        f = tmp_path / f"own{i}.txt"
+        f.write_text(f"# 标题：自有文件{i}\n第一条 自有条款{i}：海洋经济示范区建设第{i}期。\n", encoding="utf-8")
+        files.append(str(f))
+    cli = str(Path(sys.executable).with_name("policy-assistant"))
+    env = {**os.environ, "POLICY_DATA_DIR": str(tmp_path / "data"), "LLM_PROVIDER": "none"}
+    first = subprocess.run([cli, "ingest", "--own-only", "--batch", "2", *files], capture_output=True, text=True,
+                           env=env, timeout=300)
+    assert first.returncode == 0, first.stderr[-400:]
+    assert "[3/3]" in first.stdout and first.stdout.count("added/replaced") == 3
+    docs = subprocess.run([cli, "docs", "--json"], capture_output=True, text=True, env=env, timeout=300)
+    assert sorted(json.loads(line)["doc_id"] for line in docs.stdout.splitlines()) == ["own0", "own1", "own2"]
+    again = subprocess.run([cli, "ingest", "--own-only", *files], capture_output=True, text=True, env=env, timeout=300)
+    assert again.stdout.count("unchanged") == 3
