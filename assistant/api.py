@@ -214,6 +214,37 @@ def _doc_out(info: Any) -> DocumentOut:
 
 
 # ------------------------------------------------------------------- app
+def allowed_hosts(settings: Settings) -> list[str]:
+    """The Host names the server answers (see the ``ALLOWED_HOSTS`` setting).
+
+    >>> allowed_hosts(Settings(allowed_hosts="auto", host="127.0.0.1"))
+    ['localhost', '127.0.0.1', 'testserver']
+    >>> allowed_hosts(Settings(allowed_hosts="auto", host="0.0.0.0")), allowed_hosts(Settings(allowed_hosts="a.gov.cn"))
+    (['*'], ['a.gov.cn'])
+    """
+    value = settings.allowed_hosts.strip()
+    if value != "auto":
+        return [h.strip() for h in value.split(",") if h.strip()] or ["*"]
+    if settings.host in ("0.0.0.0", "::", ""):
+        return ["*"]
+    return list(dict.fromkeys(["localhost", "127.0.0.1", settings.host, "testserver"]))
+
+
+def _install_origin_checks(app: FastAPI, settings: Settings) -> None:
+    """Trusted Host headers, and CORS off unless ``CORS_ORIGINS`` lists origins.
+
+    Starlette's CORS middleware on the parent app also switches off Gradio's own permissive one (which
+    would let any ``http://localhost:*`` page call the API with credentials).
+    """
+    from starlette.middleware.cors import CORSMiddleware
+    from starlette.middleware.trustedhost import TrustedHostMiddleware
+
+    origins = [o.strip() for o in settings.cors_origins.split(",") if o.strip()]
+    app.add_middleware(CORSMiddleware, allow_origins=origins, allow_methods=["GET", "POST", "DELETE"],
+                       allow_headers=["Authorization", "Content-Type"], allow_credentials=False)
+    app.add_middleware(TrustedHostMiddleware, allowed_hosts=allowed_hosts(settings))
+
+
 def create_app(assistant: PolicyAssistant | None = None, *, with_ui: bool = True) -> FastAPI:
     """Build the FastAPI app: ``/api/*`` routes, offline ``/docs``, and the Gradio page at ``/``.
 
@@ -235,6 +266,7 @@ def create_app(assistant: PolicyAssistant | None = None, *, with_ui: bool = True
                   description="Grounded, cited answers about Fuzhou's service-industry opening-up pilot plan "
                               "and the national laws around it. Writes need `Authorization: Bearer <ADMIN_TOKEN>`.")
     app.state.assistant = service
+    _install_origin_checks(app, service.settings)
     _install_docs(app)
     _install_error_handlers(app)
 

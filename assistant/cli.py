@@ -325,6 +325,7 @@ def serve(host: str | None = typer.Option(None, help="Interface to listen on (de
 
     assistant = _assistant()
     host = host or assistant.settings.host
+    assistant.settings = assistant.settings.model_copy(update={"host": host})  # ALLOWED_HOSTS=auto follows it
     port = port or assistant.settings.port
     web = create_app(assistant)
     shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host

@@ -59,6 +59,10 @@ class Settings(BaseSettings):
     max_unpacked_bytes: int = 100 * 1024 * 1024  # a .docx (zip) may unpack to this much
     max_pdf_pages: int = 2000
     host: str = "127.0.0.1"
+    # Host headers the server answers (DNS rebinding): comma-separated; "auto" = loopback names when HOST is a
+    # loopback address, any host when it listens on all interfaces (then set the real names in production).
+    allowed_hosts: str = "auto"
+    cors_origins: str = ""  # comma-separated origins allowed to call the API from a browser; empty: none
     port: int = 7860
 
     # generative mode
