@@ -33,7 +33,7 @@ from sse_starlette.sse import EventSourceResponse
 from starlette.concurrency import iterate_in_threadpool
 
 from assistant.cli import answer_json, hit_json
-from assistant.service import InputError, LoaderError, NotFoundError, PolicyAssistant
+from assistant.service import InputError, LoaderError, NotFoundError, PolicyAssistant, storage_error
 from assistant.settings import Settings
 from corpus.loaders import SUPPORTED_SUFFIXES
 from corpus.models import Clause
@@ -419,6 +419,16 @@ def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(NotFoundError)
     async def _not_found(_: Request, exc: NotFoundError) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=404)
+
+    from chromadb.errors import ChromaError
+
+    @app.exception_handler(ChromaError)
+    @app.exception_handler(OSError)
+    async def _storage(_: Request, exc: Exception) -> JSONResponse:
+        storage = storage_error(exc)
+        if storage is None:
+            raise exc
+        return JSONResponse({"detail": str(storage)}, status_code=503, headers={"Retry-After": "30"})
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -14,7 +14,7 @@ from typing import Any
 import typer
 
 from assistant.models import Answer
-from assistant.service import InputError, NotFoundError, PolicyAssistant
+from assistant.service import InputError, NotFoundError, PolicyAssistant, storage_error
 from assistant.settings import Settings
 from corpus.loaders import LoaderError
 from retrieval.embeddings import EmbeddingError
@@ -39,8 +39,13 @@ def _run(action: Callable[[], Any]) -> Any:
         _fail(str(exc), EXIT_NOT_FOUND)
     except (InputError, LoaderError, EmbeddingError, ValueError) as exc:
         _fail(str(exc))
-    except OSError as exc:
-        _fail(f"{exc.strerror or exc}: {getattr(exc, 'filename', '') or ''}".strip(": "))
+    except Exception as exc:  # noqa: BLE001 - storage failures become one line; anything else is a bug
+        storage = storage_error(exc)
+        if storage is not None:
+            _fail(str(storage))
+        if isinstance(exc, OSError):
+            _fail(f"{exc.strerror or exc}: {getattr(exc, 'filename', '') or ''}".strip(": "))
+        raise
 
 
 def _assistant(build: bool = True) -> PolicyAssistant:

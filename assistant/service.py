@@ -39,11 +39,31 @@ from retrieval.vectors import CachedEmbedder, VectorCache
 
 log = logging.getLogger(__name__)
 
-__all__ = ["PolicyAssistant", "InputError", "NotFoundError", "LoaderError"]
+__all__ = ["PolicyAssistant", "InputError", "NotFoundError", "LoaderError", "StorageError", "storage_error"]
 
 
 class InputError(ValueError):
     """Bad input from the user: empty or over-long question, bad ids, bad metadata."""
+
+
+class StorageError(RuntimeError):
+    """The index cannot be read or written (read-only or full disk, unreachable Chroma server)."""
+
+
+def storage_error(exc: BaseException) -> StorageError | None:
+    """A :class:`StorageError` describing ``exc`` when it is a storage failure, else None."""
+    import sqlite3
+
+    from chromadb.errors import ChromaError
+
+    text = str(exc)
+    if isinstance(exc, (ChromaError, sqlite3.OperationalError, sqlite3.DatabaseError)) or (
+            isinstance(exc, OSError) and getattr(exc, "errno", None) in (13, 28, 30)):
+        lowered = text.lower()
+        kind = ("read-only" if "readonly" in lowered or "read-only" in lowered or "errno 30" in lowered
+                else "full" if "full" in lowered or "no space" in lowered else "unavailable")
+        return StorageError(f"storage is {kind}: {text[:200]}")
+    return None
 
 
 class NotFoundError(KeyError):
