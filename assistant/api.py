@@ -15,8 +15,9 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import threading
 from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, contextmanager
 from importlib import metadata
 from pathlib import Path
 from typing import Annotated, Any
@@ -289,14 +290,30 @@ def create_app(assistant: PolicyAssistant | None = None, *, with_ui: bool = True
                          writes_enabled=bool(service.settings.admin_token),
                          llm=service.llm_status(max_age_s=60) if hasattr(service, "llm_status") else None)
 
+    work = threading.BoundedSemaphore(max(1, service.settings.max_concurrent_answers))
+
+    @contextmanager
+    def answer_slot() -> Iterator[None]:
+        """One of MAX_CONCURRENT_ANSWERS slots, or 503 + Retry-After at once (overload is explicit, not a
+        dropped connection)."""
+        if not work.acquire(blocking=False):
+            raise HTTPException(503, "busy: too many questions at once; retry shortly",
+                                headers={"Retry-After": "1"})
+        try:
+            yield
+        finally:
+            work.release()
+
     @app.post("/api/search", response_model=SearchOut, responses=_ERRORS, tags=["read"])
     def search(body: SearchIn) -> SearchOut:
-        hits = service.search(body.query, k=body.k, doc_id=body.doc_id or None)
+        with answer_slot():
+            hits = service.search(body.query, k=body.k, doc_id=body.doc_id or None)
         return SearchOut(query=body.query, hits=[HitOut(**hit_json(h)) for h in hits])
 
     @app.post("/api/ask", response_model=AnswerOut, responses=_ERRORS, tags=["read"])
     def ask(body: AskIn) -> AnswerOut:
-        answer = service.ask(body.question, list(body.history))
+        with answer_slot():
+            answer = service.ask(body.question, list(body.history))
         return AnswerOut(**answer_json(answer))
 
     @app.post("/api/ask/stream", responses=_ERRORS, tags=["read"],
