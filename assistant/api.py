@@ -246,6 +246,21 @@ def _install_origin_checks(app: FastAPI, settings: Settings) -> None:
     app.add_middleware(TrustedHostMiddleware, allowed_hosts=allowed_hosts(settings))
 
 
+def _close_gradio_upload(app: FastAPI, service: PolicyAssistant) -> None:
+    """Gradio's own file-upload route is only for the 管理 tab: closed (403) while writes are disabled.
+
+    Without this, anyone who reaches the port could store files of up to the upload limit in Gradio's temp
+    folder (and learn its absolute path). With ``ADMIN_TOKEN`` set the tab needs the route; the size limit
+    still applies (``MAX_UPLOAD_BYTES``).
+    """
+
+    @app.middleware("http")
+    async def _guard(request: Request, call_next: Any) -> Any:
+        if request.url.path.rstrip("/").endswith("/gradio_api/upload") and not service.settings.admin_token:
+            return JSONResponse({"detail": "uploads are disabled: the server has no ADMIN_TOKEN set"}, status_code=403)
+        return await call_next(request)
+
+
 def create_app(assistant: PolicyAssistant | None = None, *, with_ui: bool = True) -> FastAPI:
     """Build the FastAPI app: ``/api/*`` routes, offline ``/docs``, and the Gradio page at ``/``.
 
@@ -268,6 +283,7 @@ def create_app(assistant: PolicyAssistant | None = None, *, with_ui: bool = True
                               "and the national laws around it. Writes need `Authorization: Bearer <ADMIN_TOKEN>`.")
     app.state.assistant = service
     _install_origin_checks(app, service.settings)
+    _close_gradio_upload(app, service)
     _install_docs(app)
     _install_error_handlers(app)
 

@@ -42,3 +42,10 @@ def test_an_unknown_host_header_is_refused(built_assistant: PolicyAssistant) -> 
     assert c.get("/api/health", headers={"Host": "127.0.0.1:7860"}).status_code == 200
     assert _client(built_assistant, allowed_hosts="assistant.example.gov.cn").get(
         "/api/health", headers={"Host": "assistant.example.gov.cn"}).status_code == 200
+
+
+def test_gradio_upload_route_is_closed_while_writes_are_disabled(built_assistant: PolicyAssistant) -> None:
+    c = _client(built_assistant)
+    assert built_assistant.settings.admin_token is None
+    r = c.post("/gradio_api/upload", files={"files": ("x.txt", b"hello")})
+    assert r.status_code == 403 and "/tmp" not in r.text
