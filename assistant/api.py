@@ -320,6 +320,10 @@ def create_app(assistant: PolicyAssistant | None = None, *, with_ui: bool = True
         finally:
             work.release()
 
+    from ui.openai_api import create_router
+
+    app.include_router(create_router(service, answer_slot))
+
     @app.post("/api/search", response_model=SearchOut, responses=_ERRORS, tags=["read"])
     def search(body: SearchIn) -> SearchOut:
         with answer_slot():

@@ -56,6 +56,7 @@ class Settings(BaseSettings):
 
     # API / admin
     admin_token: str | None = None
+    api_tokens: str | None = None  # comma-separated bearer tokens required on /v1 when set
     max_upload_bytes: int = 10 * 1024 * 1024
     max_unpacked_bytes: int = 100 * 1024 * 1024  # a .docx (zip) may unpack to this much
     max_pdf_pages: int = 2000
