@@ -47,7 +47,7 @@ def _met(name: str, value: float | None) -> str:
 
 def _cli() -> list[str]:
     script = Path(sys.executable).with_name("policy-assistant")
-    return [str(script)] if script.exists() else [sys.executable, "-m", "assistant.cli"]
+    return [str(script)] if script.exists() else [sys.executable, "-m", "ui.cli"]
 
 
 # Runs the command and reports its wall time and peak RSS. It runs in a fresh small interpreter: a child

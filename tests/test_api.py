@@ -15,10 +15,10 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from assistant.api import create_app
 from assistant.service import PolicyAssistant
 from assistant.settings import Settings
 from ui.render import answer_html, browser_html
+from ui.server import create_app
 
 TOKEN = "test-admin-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}

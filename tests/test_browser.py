@@ -42,7 +42,7 @@ def _serve(assistant: PolicyAssistant) -> Iterator[str]:
     """The real app (FastAPI + Gradio) under uvicorn in a thread, on a free local port."""
     import uvicorn
 
-    from assistant.api import create_app
+    from ui.server import create_app
 
     port = _free_port()
     srv = uvicorn.Server(uvicorn.Config(create_app(assistant), host="127.0.0.1", port=port, log_level="warning"))

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from assistant.cli import app
 from assistant.service import PolicyAssistant
+from ui.cli import app
 
 pytestmark = pytest.mark.model
 

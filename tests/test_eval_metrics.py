@@ -229,7 +229,7 @@ def test_agreement_and_kappa() -> None:
 def test_cli_validate_lists_missing_gold_and_fails(tmp_path: Path) -> None:
     from typer.testing import CliRunner
 
-    from assistant.cli import app
+    from ui.cli import app
 
     runner = CliRunner()
     ok = runner.invoke(app, ["eval", "validate", str(DEV)])

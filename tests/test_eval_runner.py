@@ -110,7 +110,7 @@ def _stub_api(assistant: Any) -> Any:
     """A tiny server with the API's two endpoints, proxying to a real PolicyAssistant."""
     from fastapi import Body, FastAPI
 
-    from assistant.cli import answer_json, hit_json
+    from ui.schemas import answer_json, hit_json
 
     app = FastAPI()
 
@@ -148,7 +148,7 @@ def test_endpoint_mode_against_a_stub_server_matches_in_process(built_assistant,
 
 def test_endpoint_mode_against_the_real_api(built_assistant, sample_report) -> None:
     try:
-        from assistant.api import create_app
+        from ui.server import create_app
     except ImportError:
         pytest.skip("assistant/api.py is not there")
     from fastapi.testclient import TestClient
@@ -165,7 +165,7 @@ def test_endpoint_mode_against_the_real_api(built_assistant, sample_report) -> N
 def test_cli_eval_writes_the_report_and_checks_a_baseline(built_assistant, tmp_path: Path) -> None:
     from typer.testing import CliRunner
 
-    from assistant.cli import app
+    from ui.cli import app
 
     data = str(built_assistant.settings.data_dir)
     runner = CliRunner()

@@ -177,7 +177,7 @@ def test_missing_e5_falls_back_to_use_m3_with_a_notice(tmp_path, monkeypatch) ->
 def test_health_json_names_the_active_models(built_assistant: PolicyAssistant) -> None:
     from fastapi.testclient import TestClient
 
-    from assistant.api import create_app
+    from ui.server import create_app
 
     body = TestClient(create_app(built_assistant)).get("/api/health").json()
     assert body["embedding_models"][0] == built_assistant.embedder.spec

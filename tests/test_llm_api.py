@@ -11,10 +11,10 @@ import pytest
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
-from assistant.api import create_app
-from assistant.cli import app as cli_app
 from assistant.service import PolicyAssistant
 from eval.fake_llm_server import NOISE_CLAIM, FakeLLMServer, Reply
+from ui.cli import app as cli_app
+from ui.server import create_app
 
 CLINIC_Q = "外国医生能在福州开诊所吗？"
 
@@ -90,7 +90,7 @@ def test_doctor_reports_whether_the_model_answers(fake_llm: FakeLLMServer, tmp_p
 
 def test_cli_streams_the_answer_and_prints_citations(generative_assistant: PolicyAssistant,
                                                      capsys: pytest.CaptureFixture[str]) -> None:
-    from assistant.cli import _stream_answer
+    from ui.cli import _stream_answer
 
     answer = _stream_answer(generative_assistant, CLINIC_Q, [])
     out = capsys.readouterr().out

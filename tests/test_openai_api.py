@@ -12,9 +12,9 @@ import httpx
 import openai
 import pytest
 
-from assistant.api import create_app
 from assistant.service import PolicyAssistant
-from ui.openai_api import OpenAIError, parse_messages
+from ui.routes.openai import OpenAIError, parse_messages
+from ui.server import create_app
 
 pytestmark = pytest.mark.model
 

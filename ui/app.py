@@ -1,14 +1,13 @@
 """The Gradio chat page: streamed multi-turn answers, a clause viewer for every citation, a document
 browser and an admin tab.
 
-It is mounted at ``/`` by :func:`assistant.api.create_app`; the clause viewer reads ``/api/clauses/{id}``
+It is mounted at ``/`` by :func:`ui.server.create_app`; the clause viewer reads ``/api/clauses/{id}``
 from the same server. Offline: system fonts only, no CDN.
 """
 
 from __future__ import annotations
 
 import os
-import secrets
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,7 +17,9 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 import gradio as gr  # noqa: E402
 
 from assistant.service import InputError, LoaderError, NotFoundError, PolicyAssistant  # noqa: E402
+from ui.auth import admin_tokens, token_problem  # noqa: E402
 from ui.render import answer_html, browser_html, error_html, esc, streaming_html  # noqa: E402
+from ui.uploads import UploadRejected, check_upload  # noqa: E402
 
 EXAMPLES = [
     "市服开办设在哪里？",
@@ -176,16 +177,14 @@ UI_HEAD = '<meta name="viewport" content="width=device-width, initial-scale=1">'
 History = list[list[str]]
 
 
+_TOKEN_MESSAGES = {"disabled": "写入已禁用：服务器未设置 ADMIN_TOKEN。", "missing": "请输入管理员令牌。",
+                   "wrong": "管理员令牌错误。"}
+
+
 def _check_token(assistant: PolicyAssistant, token: str | None) -> str | None:
-    """An error message, or None when ``token`` is the admin token."""
-    expected = assistant.settings.admin_token
-    if not expected:
-        return "写入已禁用：服务器未设置 ADMIN_TOKEN。"
-    if not token:
-        return "请输入管理员令牌。"
-    if not secrets.compare_digest(token.encode(), expected.encode()):
-        return "管理员令牌错误。"
-    return None
+    """An error message, or None when ``token`` is the admin token (the API's check, :mod:`ui.auth`)."""
+    problem = token_problem(token, admin_tokens(assistant.settings))
+    return None if problem is None else _TOKEN_MESSAGES[problem]
 
 
 def _example_text(evt: gr.SelectData) -> str:
@@ -241,10 +240,12 @@ def build_ui(assistant: PolicyAssistant) -> gr.Blocks:
         if not path:
             return "❌ 请选择要上传的文件。", gr.update(), gr.update()
         file = Path(path)
-        if file.stat().st_size > assistant.settings.max_upload_bytes:
-            return f"❌ 文件超过上限 {assistant.settings.max_upload_bytes} 字节。", gr.update(), gr.update()
         try:
-            parsed, changed = assistant.ingest_bytes(file.read_bytes(), file.name, doc_id=doc_id, title=title,
+            name = check_upload(file.name, file.stat().st_size, assistant.settings)  # the API's check
+        except UploadRejected as exc:
+            return f"❌ 上传失败（语料未改变）：{exc}", gr.update(), gr.update()
+        try:
+            parsed, changed = assistant.ingest_bytes(file.read_bytes(), name, doc_id=doc_id, title=title,
                                                      status=status, issuer=issuer, date=date, wenhao=wenhao)
         except (InputError, LoaderError, ValueError) as exc:
             return f"❌ 上传失败（语料未改变）：{exc}", gr.update(), gr.update()

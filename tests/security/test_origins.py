@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from fastapi.testclient import TestClient
 
-from assistant.api import create_app
 from assistant.service import PolicyAssistant
+from ui.server import create_app
 
 PREFLIGHT = {"Origin": "http://localhost:9999", "Access-Control-Request-Method": "POST",
              "Access-Control-Request-Headers": "authorization"}

@@ -7,7 +7,7 @@ import threading
 
 from fastapi.testclient import TestClient
 
-from assistant.api import create_app
+from ui.server import create_app
 
 
 def test_busy_server_answers_503_with_retry_after_and_recovers(built_assistant) -> None:

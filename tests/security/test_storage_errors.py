@@ -13,8 +13,8 @@ from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
 import assistant.service as service
-from assistant.api import create_app
-from assistant.cli import app
+from ui.cli import app
+from ui.server import create_app
 
 READONLY = InternalError("error returned from database: (code: 8) attempt to write a readonly database")
 

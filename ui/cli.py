@@ -18,7 +18,7 @@ from assistant.service import InputError, NotFoundError, PolicyAssistant, storag
 from assistant.settings import Settings
 from corpus.loaders import LoaderError
 from retrieval.embeddings import EmbeddingError
-from retrieval.retriever import Hit
+from ui.schemas import answer_json, hit_json
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Policy assistant for Fuzhou's service-industry opening-up pilot.")
@@ -55,24 +55,6 @@ def _assistant(build: bool = True) -> PolicyAssistant:
         if built:
             typer.echo(f"built the index from the shipped corpus ({built} documents)", err=True)
     return assistant
-
-
-def hit_json(hit: Hit) -> dict[str, Any]:
-    c = hit.clause
-    return {"clause_id": c.clause_id, "doc_id": c.doc_id, "doc_title": c.doc_title, "path": c.path_text,
-            "label": c.label, "text": c.text, "score": round(hit.score, 6)}
-
-
-def answer_json(answer: Answer) -> dict[str, Any]:
-    def cite(c: Any) -> dict[str, Any]:
-        return {"clause_id": c.clause_id, "doc_id": c.doc_id, "doc_title": c.doc_title, "path": c.path,
-                "label": c.label, "text": c.text, "quote": c.quote}
-
-    return {"answer": answer.answer, "citations": [cite(c) for c in answer.citations], "refused": answer.refused,
-            "nearest": [cite(c) for c in answer.nearest], "standalone_question": answer.standalone_question,
-            "mode": answer.mode, "notice": answer.notice, "unsupported_sentences": answer.unsupported_sentences,
-            "outcome": answer.outcome, "caveat": answer.caveat, "gate_reasons": answer.gate_reasons,
-            "support_score": answer.support_score}
 
 
 def _batch(path: Path) -> Iterator[dict[str, Any]]:
@@ -323,10 +305,10 @@ def _interactive(assistant: PolicyAssistant) -> None:
 @app.command()
 def serve(host: str | None = typer.Option(None, help="Interface to listen on (default: HOST or 127.0.0.1)."),
           port: int | None = typer.Option(None, help="Port (default: PORT or 7860).")) -> None:
-    """Start the web app: the chat page at / and the REST API under /api (docs at /docs)."""
+    """Start the web app: the chat page at /, the REST API under /api (docs at /docs), OpenAI-compatible /v1."""
     import uvicorn
 
-    from assistant.api import create_app
+    from ui.server import create_app
 
     assistant = _assistant()
     host = host or assistant.settings.host
@@ -337,6 +319,15 @@ def serve(host: str | None = typer.Option(None, help="Interface to listen on (de
     typer.echo(f"policy assistant: {len(assistant.documents())} documents indexed; "
                f"open http://{shown}:{port}/  (API docs: http://{shown}:{port}/docs)", err=True)
     uvicorn.run(web, host=host, port=port, log_level="warning")
+
+
+@app.command()
+def mcp() -> None:
+    """Serve the clauses as MCP tools over stdio (search, ask, get_clause, list_documents)."""
+    from ui.mcp_server import create_server
+
+    assistant = _assistant()
+    create_server(assistant).run("stdio")
 
 
 def _add_eval() -> None:

@@ -1,0 +1,1 @@
+"""The HTTP routers: ``/api`` (REST) and ``/v1`` (OpenAI-compatible)."""

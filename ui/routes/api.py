@@ -1,0 +1,167 @@
+"""The REST router under ``/api``: health, search, ask (plain and streamed), documents, clauses, and the
+admin writes (``Authorization: Bearer <ADMIN_TOKEN>``). Bad input is a 4xx with a ``detail`` message
+(the handlers are installed by :func:`ui.server.create_app`).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Iterator
+from importlib import metadata
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, File, Form, HTTPException, UploadFile
+from fastapi.concurrency import run_in_threadpool
+from sse_starlette.sse import EventSourceResponse
+from starlette.concurrency import iterate_in_threadpool
+
+from assistant.service import InputError, LoaderError, NotFoundError
+from ui.auth import require_admin
+from ui.deps import Service, Slots
+from ui.schemas import (
+    AnswerOut,
+    AskIn,
+    ClauseOut,
+    DeleteOut,
+    DocumentDetailOut,
+    DocumentOut,
+    ErrorOut,
+    HealthOut,
+    SearchIn,
+    SearchOut,
+    UploadOut,
+    answer_json,
+    clause_ref,
+    hit_json,
+)
+from ui.uploads import UploadRejected, check_upload
+
+ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"model": ErrorOut, "description": "Bad input"},
+    404: {"model": ErrorOut, "description": "Unknown id"},
+    422: {"model": ErrorOut, "description": "Invalid request body"},
+}
+WRITE_ERRORS: dict[int | str, dict[str, Any]] = {
+    **ERRORS,
+    401: {"model": ErrorOut, "description": "Missing bearer token"},
+    403: {"model": ErrorOut, "description": "Wrong token, or writes disabled (no ADMIN_TOKEN)"},
+    413: {"model": ErrorOut, "description": "Upload too large"},
+    415: {"model": ErrorOut, "description": "Unsupported file type"},
+}
+
+router = APIRouter(prefix="/api")
+
+
+def version() -> str:
+    try:
+        return metadata.version("policy-assistant")
+    except metadata.PackageNotFoundError:  # pragma: no cover - running from an uninstalled tree
+        return "0.0.0"
+
+
+def _document(info: Any) -> dict[str, Any]:
+    return {**info.meta.model_dump(), "clauses": info.clauses}
+
+
+@router.get("/health", response_model=HealthOut, tags=["meta"])
+def health(service: Service) -> HealthOut:
+    snap = service.retriever.snapshot
+    return HealthOut(status="ok", documents=len(snap.documents), clauses=len(snap.clauses),
+                     embedding_model=service.embedder.spec, embedding_models=service.active_embedding_models,
+                     embedding_notice=service.embedding_notice, version=version(),
+                     writes_enabled=bool(service.settings.admin_token),
+                     llm=service.llm_status(max_age_s=60) if hasattr(service, "llm_status") else None)
+
+
+@router.post("/search", response_model=SearchOut, responses=ERRORS, tags=["read"])
+def search(body: SearchIn, service: Service, slots: Slots) -> dict[str, Any]:
+    with slots.take():
+        hits = service.search(body.query, k=body.k, doc_id=body.doc_id or None)
+    return {"query": body.query, "hits": [hit_json(h) for h in hits]}
+
+
+@router.post("/ask", response_model=AnswerOut, responses=ERRORS, tags=["read"])
+def ask(body: AskIn, service: Service, slots: Slots) -> dict[str, Any]:
+    with slots.take():
+        answer = service.ask(body.question, list(body.history))
+    return answer_json(answer)
+
+
+@router.post("/ask/stream", responses=ERRORS, tags=["read"], response_class=EventSourceResponse,
+             description="Server-sent events: `token` events (`{\"text\"}`) as the answer is produced, "
+                         "then one `citations` event (`{\"citations\", \"refused\", \"nearest\", …}`), "
+                         "then `done`. Bad input is refused with a 4xx before the stream starts.")
+async def ask_stream(body: AskIn, service: Service) -> EventSourceResponse:
+    # Validate before the stream starts so bad input is a plain 4xx, not an event.
+    question = service.check_text(body.question, "question")
+    events = service.ask_stream(question, list(body.history))
+    return EventSourceResponse(_sse(events), ping=15)
+
+
+async def _sse(events: Iterator[dict[str, Any]]) -> AsyncIterator[dict[str, str]]:
+    """The service's events as SSE; each blocking step of the answerer runs in the threadpool."""
+    try:
+        async for event in iterate_in_threadpool(events):
+            if event["type"] == "token":
+                yield {"event": "token", "data": json.dumps({"text": event["text"]}, ensure_ascii=False)}
+            elif event["type"] == "answer":
+                body = answer_json(event["answer"])
+                body.pop("answer", None)
+                yield {"event": "citations", "data": json.dumps(body, ensure_ascii=False)}
+    except (InputError, LoaderError, NotFoundError, ValueError) as exc:
+        yield {"event": "error", "data": json.dumps({"detail": str(exc)}, ensure_ascii=False)}
+    yield {"event": "done", "data": "{}"}
+
+
+@router.get("/documents", response_model=list[DocumentOut], tags=["read"])  # type: ignore[valid-type]
+def documents(service: Service) -> list[dict[str, Any]]:
+    return [_document(d) for d in service.documents()]
+
+
+@router.get("/documents/{doc_id}", response_model=DocumentDetailOut, responses=ERRORS, tags=["read"])
+def document(doc_id: str, service: Service) -> dict[str, Any]:
+    info, clauses = service.document(doc_id)
+    outline = [{"clause_id": c.clause_id, "label": c.label, "path": c.path, "kind": c.kind, "text": c.text}
+               for c in clauses]
+    return {**_document(info), "outline": outline}
+
+
+@router.get("/clauses/{clause_id:path}", response_model=ClauseOut, responses=ERRORS, tags=["read"])
+def clause(clause_id: str, service: Service) -> dict[str, Any]:
+    view = service.clause(clause_id)
+    c = view.clause
+    return {"clause_id": c.clause_id, "doc_id": c.doc_id, "doc_title": c.doc_title, "status": view.document.status,
+            "path": c.path_text, "path_parts": c.path, "label": c.label, "kind": c.kind, "text": c.text,
+            "previous": clause_ref(view.previous), "next": clause_ref(view.next)}
+
+
+@router.post("/documents", response_model=UploadOut, status_code=201, responses=WRITE_ERRORS, tags=["admin"],
+             dependencies=[Depends(require_admin)])
+async def upload(service: Service, file: Annotated[UploadFile, File(description=".txt .md .docx .pdf .html")],
+                 doc_id: Annotated[str | None, Form()] = None, title: Annotated[str | None, Form()] = None,
+                 status: Annotated[str | None, Form()] = None, issuer: Annotated[str | None, Form()] = None,
+                 date: Annotated[str | None, Form()] = None,
+                 wenhao: Annotated[str | None, Form()] = None) -> dict[str, Any]:
+    settings = service.settings
+    try:
+        check_upload(file.filename, 0, settings)  # name and type before reading anything
+        data = await file.read(settings.max_upload_bytes + 1)
+        filename = check_upload(file.filename, len(data), settings)
+    except UploadRejected as exc:
+        raise HTTPException(exc.status, str(exc)) from exc
+    meta = {"doc_id": doc_id, "title": title, "status": status, "issuer": issuer, "date": date, "wenhao": wenhao}
+    parsed, changed = await run_in_threadpool(service.ingest_bytes, data, filename, **meta)
+    return {"doc_id": parsed.meta.doc_id, "title": parsed.meta.title, "status": parsed.meta.status,
+            "clauses": len(parsed.clauses), "changed": changed}
+
+
+@router.delete("/documents/{doc_id}", response_model=DeleteOut, responses=WRITE_ERRORS, tags=["admin"],
+               dependencies=[Depends(require_admin)])
+def delete(doc_id: str, service: Service) -> DeleteOut:
+    service.delete_document(doc_id)
+    return DeleteOut(doc_id=doc_id)
+
+
+@router.api_route("/{rest:path}", methods=["GET", "POST", "PUT", "PATCH", "DELETE"], include_in_schema=False)
+def unknown(rest: str) -> None:
+    raise HTTPException(404, f"no such endpoint: /api/{rest}")

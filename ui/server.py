@@ -1,0 +1,192 @@
+"""The web server: one FastAPI app with the REST API under ``/api``, the OpenAI-compatible endpoint under
+``/v1``, offline API docs at ``/docs`` and the Gradio chat page at ``/``.
+
+Usage::
+
+    app = create_app()                      # PolicyAssistant(Settings()) from the environment
+    uvicorn.run(app, host="127.0.0.1", port=7860)
+
+Reads run in the threadpool and see one immutable index snapshot each; writes (upload, delete) need
+``Authorization: Bearer <ADMIN_TOKEN>`` and are serialised by the service. Bad input is always a 4xx:
+``{"detail"}`` under ``/api``, an OpenAI error object under ``/v1``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
+
+from assistant.service import InputError, LoaderError, NotFoundError, PolicyAssistant, storage_error
+from assistant.settings import Settings
+from ui.deps import AnswerSlots
+from ui.routes import api, openai
+
+
+def _warm_up(service: PolicyAssistant) -> None:
+    """Load the embedding model and the tokenizer now, not on the first user's question."""
+    try:
+        service.search("服务业扩大开放", k=1)
+    except (InputError, NotFoundError, ValueError):  # an empty index: nothing to warm
+        pass
+
+
+def allowed_hosts(settings: Settings) -> list[str]:
+    """The Host names the server answers (see the ``ALLOWED_HOSTS`` setting).
+
+    >>> allowed_hosts(Settings(allowed_hosts="auto", host="127.0.0.1"))
+    ['localhost', '127.0.0.1', 'testserver']
+    >>> allowed_hosts(Settings(allowed_hosts="auto", host="0.0.0.0")), allowed_hosts(Settings(allowed_hosts="a.gov.cn"))
+    (['*'], ['a.gov.cn'])
+    """
+    value = settings.allowed_hosts.strip()
+    if value != "auto":
+        return [h.strip() for h in value.split(",") if h.strip()] or ["*"]
+    if settings.host in ("0.0.0.0", "::", ""):
+        return ["*"]
+    return list(dict.fromkeys(["localhost", "127.0.0.1", settings.host, "testserver"]))
+
+
+def _install_origin_checks(app: FastAPI, settings: Settings) -> None:
+    """Trusted Host headers, and CORS off unless ``CORS_ORIGINS`` lists origins.
+
+    Starlette's CORS middleware on the parent app also switches off Gradio's own permissive one (which
+    would let any ``http://localhost:*`` page call the API with credentials).
+    """
+    from starlette.middleware.cors import CORSMiddleware
+    from starlette.middleware.trustedhost import TrustedHostMiddleware
+
+    origins = [o.strip() for o in settings.cors_origins.split(",") if o.strip()]
+    app.add_middleware(CORSMiddleware, allow_origins=origins, allow_methods=["GET", "POST", "DELETE"],
+                       allow_headers=["Authorization", "Content-Type"], allow_credentials=False)
+    app.add_middleware(TrustedHostMiddleware, allowed_hosts=allowed_hosts(settings))
+
+
+def _close_gradio_upload(app: FastAPI, service: PolicyAssistant) -> None:
+    """Gradio's own file-upload route is only for the 管理 tab: closed (403) while writes are disabled.
+
+    Without this, anyone who reaches the port could store files of up to the upload limit in Gradio's temp
+    folder (and learn its absolute path). With ``ADMIN_TOKEN`` set the tab needs the route; the size limit
+    still applies (``MAX_UPLOAD_BYTES``).
+    """
+
+    @app.middleware("http")
+    async def _guard(request: Request, call_next: Any) -> Any:
+        if request.url.path.rstrip("/").endswith("/gradio_api/upload") and not service.settings.admin_token:
+            return JSONResponse({"detail": "uploads are disabled: the server has no ADMIN_TOKEN set"}, status_code=403)
+        return await call_next(request)
+
+
+def create_app(assistant: PolicyAssistant | None = None, *, with_ui: bool = True) -> FastAPI:
+    """Build the app: ``/api/*`` and ``/v1/*`` routers, offline ``/docs``, and the Gradio page at ``/``.
+
+    Args:
+        assistant: the service; a new one from the environment's :class:`Settings` when omitted.
+        with_ui: mount the Gradio chat page at ``/`` (the API tests may leave it out).
+    """
+    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+    service = assistant or PolicyAssistant(Settings())
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        await run_in_threadpool(service.ensure_index)
+        await run_in_threadpool(_warm_up, service)
+        yield
+
+    app = FastAPI(title="政策助手 Policy Assistant API", version=api.version(), lifespan=lifespan,
+                  docs_url=None, redoc_url=None, max_body_size=service.settings.max_upload_bytes + 1024 * 1024,
+                  description="Grounded, cited answers about Fuzhou's service-industry opening-up pilot plan "
+                              "and the national laws around it. Writes need `Authorization: Bearer <ADMIN_TOKEN>`; "
+                              "an OpenAI-compatible chat endpoint is under `/v1`.")
+    app.state.assistant = service
+    app.state.answer_slots = AnswerSlots(service.settings.max_concurrent_answers)
+    _install_origin_checks(app, service.settings)
+    _close_gradio_upload(app, service)
+    _install_docs(app)
+    _install_error_handlers(app)
+    app.include_router(openai.router)
+    app.include_router(api.router)
+
+    if with_ui:
+        import gradio as gr
+
+        from ui.app import UI_CSS, UI_HEAD, UI_JS, build_ui, ui_theme
+
+        blocks = build_ui(service)
+        app = gr.mount_gradio_app(app, blocks, path="/", theme=ui_theme(), css=UI_CSS, js=UI_JS, head=UI_HEAD,
+                                  footer_links=[])
+    return app
+
+
+def _install_docs(app: FastAPI) -> None:
+    """Swagger UI from files shipped in the fastapi-offline wheel: no CDN."""
+    import fastapi_offline
+
+    static = Path(fastapi_offline.__file__).parent / "static"
+    app.mount("/api/_docs-static", StaticFiles(directory=static), name="docs-static")
+
+    @app.get("/docs", include_in_schema=False)
+    def docs(request: Request) -> HTMLResponse:
+        root = request.scope.get("root_path", "")
+        return get_swagger_ui_html(openapi_url=f"{root}{app.openapi_url}", title=f"{app.title} – docs",
+                                   swagger_js_url=f"{root}/api/_docs-static/swagger-ui-bundle.js",
+                                   swagger_css_url=f"{root}/api/_docs-static/swagger-ui.css",
+                                   swagger_favicon_url=f"{root}/api/_docs-static/favicon.png")
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(openai.OpenAIError)
+    async def _openai(_: Request, exc: openai.OpenAIError) -> JSONResponse:
+        return exc.response()
+
+    @app.exception_handler(InputError)
+    async def _input(_: Request, exc: InputError) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=400)
+
+    @app.exception_handler(LoaderError)
+    async def _loader(_: Request, exc: LoaderError) -> JSONResponse:
+        message = str(exc)
+        code = 413 if "the limit is" in message else 415 if message.startswith("unsupported format") else 400
+        return JSONResponse({"detail": message}, status_code=code)
+
+    @app.exception_handler(NotFoundError)
+    async def _not_found(_: Request, exc: NotFoundError) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=404)
+
+    from chromadb.errors import ChromaError
+
+    @app.exception_handler(ChromaError)
+    @app.exception_handler(OSError)
+    async def _storage(_: Request, exc: Exception) -> JSONResponse:
+        storage = storage_error(exc)
+        if storage is None:
+            raise exc
+        return JSONResponse({"detail": str(storage)}, status_code=503, headers={"Retry-After": "30"})
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        ctype = request.headers.get("content-type", "")
+        errors = exc.errors()
+        if (ctype and "json" not in ctype and "multipart" not in ctype and "form" not in ctype
+                and any(tuple(e.get("loc", ())) == ("body",) for e in errors)):
+            return JSONResponse({"detail": f"unsupported content type {ctype!r}: send application/json"},
+                                status_code=415)
+        parts = []
+        for err in errors:
+            where = ".".join(str(p) for p in err.get("loc", ()) if p != "body")
+            if err.get("type") == "json_invalid":
+                parts.append("malformed JSON body")
+            elif err.get("type") == "missing" and not where:
+                parts.append("the request body is missing")
+            else:
+                parts.append(f"{where or 'body'}: {err.get('msg')}")
+        return JSONResponse({"detail": "; ".join(parts) or "invalid request"}, status_code=422)
