@@ -130,3 +130,29 @@ def test_parse_messages_pairs_turns_and_rejects_a_trailing_assistant_message() -
     assert (q, history) == ("丙", [("甲", "乙")])
     with pytest.raises(OpenAIError):
         parse_messages([{"role": "user", "content": "甲"}, {"role": "assistant", "content": "乙"}])
+
+
+def test_model_ids_name_the_answer_mode(generative_assistant: PolicyAssistant, fake_llm) -> None:
+    """With a model server configured both ids are listed; ``policy-assistant`` still quotes without the model."""
+    with _serve(generative_assistant) as url:
+        client = _client(url)
+        assert [m.id for m in client.models.list()] == ["policy-assistant", "policy-assistant-generative"]
+        messages = [{"role": "user", "content": "外国医生能在福州开诊所吗？"}]
+        plain = client.chat.completions.create(model="policy-assistant", messages=messages)  # type: ignore[arg-type]
+        assert (plain.model_extra or {})["mode"] == "extractive" and not fake_llm.requests
+        made = client.chat.completions.create(model="policy-assistant-generative",
+                                              messages=messages)  # type: ignore[arg-type]
+        extra = made.model_extra or {}
+        assert fake_llm.requests and extra["mode"] == "generative" and extra["citations"]
+        assert made.choices[0].message.content
+        parts = [c.delta.content or "" for chunk in client.chat.completions.create(
+            model="policy-assistant", messages=messages, stream=True) for c in chunk.choices]  # type: ignore[arg-type]
+        assert "".join(parts) == plain.choices[0].message.content
+
+
+def test_unknown_v1_path_and_non_json_body_are_openai_errors(base_url: str) -> None:
+    missing = httpx.get(f"{base_url}/v1/engines", timeout=30)
+    assert missing.status_code == 404 and missing.json()["error"]["code"] == "not_found"
+    broken = httpx.post(f"{base_url}/v1/chat/completions", content=b"{not json",
+                        headers={"content-type": "application/json"}, timeout=30)
+    assert broken.status_code == 400 and broken.json()["error"]["type"] == "invalid_request_error"

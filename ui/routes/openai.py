@@ -8,7 +8,8 @@
   Non-streamed and streamed (``stream: true``: SSE ``chat.completion.chunk`` events, then
   ``data: [DONE]``). The message content is the cited answer; beside ``choices`` the JSON carries
   ``citations`` (``clause_id``, ``label``, ``doc_title``, ``path``, ``quote``, ``url``), ``nearest``,
-  ``refused`` and ``outcome``; ``usage`` counts tokens with tiktoken (offline).
+  ``refused``, ``outcome`` and ``mode``; ``usage`` counts tokens with tiktoken (offline). The model id
+  names the answer mode: ``policy-assistant`` always quotes (extractive), also on a server with a model.
 * Errors are OpenAI error objects ``{"error": {"message", "type", "param", "code"}}`` with a 4xx status.
 * ``API_TOKENS`` (comma-separated): when set, ``Authorization: Bearer <token>`` is required.
 
@@ -144,7 +145,31 @@ def usage(service: PolicyAssistant, question: str, history: list[tuple[str, str]
 def _extras(answer: Answer, base_url: str) -> dict[str, Any]:
     return {"citations": [citation_json(c, base_url) for c in answer.citations],
             "nearest": [citation_json(c, base_url) for c in answer.nearest],
-            "refused": answer.refused, "outcome": answer.outcome}
+            "refused": answer.refused, "outcome": answer.outcome, "mode": answer.mode}
+
+
+def _extractive_only(service: PolicyAssistant, model: str) -> bool:
+    """``policy-assistant`` answers extractively even where a model server is configured."""
+    return model == EXTRACTIVE and service.settings.llm_provider != "none"
+
+
+def answer_for(service: PolicyAssistant, model: str, question: str, history: list[tuple[str, str]]) -> Answer:
+    """The answer in the mode the model id names (``question`` already checked)."""
+    if _extractive_only(service, model):
+        return service.extractive.run(question, service.clean_history(history))
+    return service.ask(question, history)
+
+
+def events_for(service: PolicyAssistant, model: str, question: str,
+               history: list[tuple[str, str]]) -> Iterator[dict[str, Any]]:
+    """The service's stream events in the mode the model id names."""
+    if not _extractive_only(service, model):
+        yield from service.ask_stream(question, history)
+        return
+    answer = answer_for(service, model, question, history)
+    for line in answer.answer.splitlines(keepends=True):
+        yield {"type": "token", "text": line}
+    yield {"type": "answer", "answer": answer}
 
 
 @router.get("/models")
@@ -176,7 +201,7 @@ async def chat_completions(request: Request, service: Service, slots: Slots) -> 
                                  media_type="text/event-stream")
     try:
         with slots.take():
-            answer = await run_in_threadpool(service.ask, question, history)
+            answer = await run_in_threadpool(answer_for, service, str(model), question, history)
     except InputError as exc:
         raise OpenAIError(400, str(exc), param="messages") from exc
     except HTTPException as exc:  # the overload guard
@@ -202,7 +227,7 @@ async def _stream(service: PolicyAssistant, slots: AnswerSlots, question: str, h
     text: list[str] = []
     try:
         with slots.take():
-            events: Iterator[dict[str, Any]] = service.ask_stream(question, history)
+            events = events_for(service, model, question, history)
             async for event in iterate_in_threadpool(events):
                 if event["type"] == "token":
                     text.append(event["text"])
