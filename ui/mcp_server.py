@@ -1,0 +1,82 @@
+"""The assistant's clauses as MCP tools (the official ``mcp`` SDK, 2.x): ``policy-assistant mcp`` (stdio).
+
+Tools:
+
+* ``search(query, k=5, doc_id=None)``: ranked clauses (clause id, label, document, status, path, text);
+* ``ask(question, history=None)``: the cited answer, its citations with quotes, ``refused`` and ``outcome``;
+* ``get_clause(clause_id)``: one clause with its document status and neighbours;
+* ``list_documents()``: the documents with 文号, status and clause counts.
+
+Bad input (an empty question, an unknown id) is a tool error with a one-line message, never a crash.
+
+Desktop client configuration (e.g. Claude Desktop's ``claude_desktop_config.json``)::
+
+    {"mcpServers": {"fuzhou-policy": {"command": "/path/to/.venv/bin/policy-assistant", "args": ["mcp"]}}}
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from assistant.models import Citation
+from assistant.service import InputError, NotFoundError, PolicyAssistant
+
+
+def _cite(c: Citation, status: str) -> dict[str, Any]:
+    return {"clause_id": c.clause_id, "label": c.label, "doc_title": c.doc_title, "doc_status": status,
+            "path": c.path, "quote": c.quote}
+
+
+def create_server(service: PolicyAssistant) -> Any:
+    """An ``MCPServer`` whose tools call ``service``."""
+    from mcp.server.mcpserver import MCPServer
+    from mcp.server.mcpserver.exceptions import ToolError
+
+    server = MCPServer(name="policy-assistant", instructions=(
+        "Grounded answers about Fuzhou's service-industry opening-up pilot plan and 13 national laws. Every answer "
+        "quotes clauses; cite the clause ids and labels you use. A refused answer means the corpus does not say."))
+
+    def status_of(doc_id: str) -> str:
+        doc = service.retriever.snapshot.documents.get(doc_id)
+        return doc.meta.status if doc else ""
+
+    def guard(action: Any) -> Any:
+        try:
+            return action()
+        except (InputError, NotFoundError, ValueError) as exc:
+            raise ToolError(str(exc)) from exc
+
+    @server.tool()
+    def search(query: str, k: int = 5, doc_id: str | None = None) -> dict[str, Any]:
+        """Search the clauses of the plan and the laws; returns the best clauses with ids and labels."""
+        hits = guard(lambda: service.search(query, k=k, doc_id=doc_id or None))
+        return {"query": query, "hits": [{"clause_id": h.clause.clause_id, "label": h.clause.label,
+                                          "doc_id": h.clause.doc_id, "doc_title": h.clause.doc_title,
+                                          "doc_status": status_of(h.clause.doc_id), "path": h.clause.path_text,
+                                          "text": h.clause.text, "score": round(h.score, 6)} for h in hits]}
+
+    @server.tool()
+    def ask(question: str, history: list[list[str]] | None = None) -> dict[str, Any]:
+        """Answer a question with quoted, cited clauses (history: earlier [question, answer] pairs)."""
+        answer = guard(lambda: service.ask(question, [tuple(t) for t in history or []]))  # type: ignore[misc]
+        return {"answer": answer.answer, "refused": answer.refused, "outcome": answer.outcome,
+                "citations": [_cite(c, status_of(c.doc_id)) for c in answer.citations],
+                "nearest": [_cite(c, status_of(c.doc_id)) for c in answer.nearest]}
+
+    @server.tool()
+    def get_clause(clause_id: str) -> dict[str, Any]:
+        """One clause by id (e.g. fz-plan/三/（二）/3 or data-security-law/第三十一条) with its neighbours."""
+        view = guard(lambda: service.clause(clause_id))
+        c = view.clause
+        return {"clause_id": c.clause_id, "label": c.label, "doc_id": c.doc_id, "doc_title": c.doc_title,
+                "doc_status": view.document.status, "path": c.path_text, "text": c.text,
+                "previous": view.previous.clause_id if view.previous else None,
+                "next": view.next.clause_id if view.next else None}
+
+    @server.tool()
+    def list_documents() -> list[dict[str, Any]]:
+        """The documents in the corpus with 文号, status (征求意见稿 / 现行 / 非最新修订…) and clause counts."""
+        return [{"doc_id": d.meta.doc_id, "title": d.meta.title, "wenhao": d.meta.wenhao, "status": d.meta.status,
+                 "date": d.meta.date, "clauses": d.clauses} for d in service.documents()]
+
+    return server
