@@ -147,11 +147,9 @@ def test_endpoint_mode_against_a_stub_server_matches_in_process(built_assistant,
 
 
 def test_endpoint_mode_against_the_real_api(built_assistant, sample_report) -> None:
-    try:
-        from ui.server import create_app
-    except ImportError:
-        pytest.skip("assistant/api.py is not there")
     from fastapi.testclient import TestClient
+
+    from ui.server import create_app
 
     try:
         app = create_app(built_assistant, with_ui=False)
