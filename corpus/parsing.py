@@ -210,7 +210,8 @@ class ClauseParser:
             if not line or line.startswith("#"):
                 continue
             m1 = _LEVEL1.match(line)
-            if m1 and len(line) < 40 and "。" not in line:
+            # "0. …" (a numbered step in an uploaded text) is not a section heading: numbering starts at 1.
+            if m1 and len(line) < 40 and "。" not in line and not (m1.group(2) and int(m1.group(2)) == 0):
                 cn, arabic, title = m1.groups()
                 section_no = cn if cn else int_to_cn(int(arabic))
                 section_title = f"{section_no}、{title.strip()}"

@@ -103,3 +103,12 @@ def test_generic_paragraph_document_and_bad_ids():
         ClauseParser().run(DocumentMeta(doc_id="a/b", title="x"), "text")
     with pytest.raises(ValueError):
         ClauseParser().run(meta, "   \n  ")
+
+
+def test_a_line_numbered_zero_is_text_not_a_heading() -> None:
+    from corpus.models import DocumentMeta
+    from corpus.parsing import ClauseParser
+
+    text = "事件接口说明如下。\n0. 用什么区分事件？\n按文件描述符区分。\n"
+    parsed = ClauseParser().run(DocumentMeta(doc_id="zero", title="零"), text)  # raised ValueError before
+    assert any("用什么区分事件" in c.text for c in parsed.clauses)
