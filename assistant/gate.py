@@ -35,6 +35,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from assistant.logistic import LogisticModel
 from assistant.places import Gazetteer
 from assistant.query import Query
 from assistant.text import coverage, idf_weights
@@ -109,16 +110,10 @@ def states(kind: str, text: str) -> bool:
     return True if pattern is None else bool(pattern.search(text))
 
 
-class GateModel(BaseModel):
+class GateModel(LogisticModel):
     """A fitted logistic regression: standardised features → P(answerable); data, not code."""
 
     backend: str
-    features: list[str]
-    mean: list[float]
-    scale: list[float]
-    coef: list[float]
-    intercept: float
-    threshold: float
     fitted_on: str = ""
     cv: dict[str, float] = Field(default_factory=dict)
 
@@ -139,12 +134,6 @@ class GateModel(BaseModel):
         path = self.path_for(self.backend)
         path.write_text(self.model_dump_json(indent=2) + "\n", encoding="utf-8")
         return path
-
-    def probability(self, features: dict[str, float]) -> float:
-        z = self.intercept
-        for name, m, s, w in zip(self.features, self.mean, self.scale, self.coef):
-            z += w * (features.get(name, 0.0) - m) / (s or 1.0)
-        return 1.0 / (1.0 + math.exp(-max(-50.0, min(50.0, z))))
 
 
 class AnswerabilityGate:

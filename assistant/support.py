@@ -48,6 +48,7 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, Field
 
+from assistant.logistic import LogisticModel
 from assistant.text import content_terms, normalize, strip_citations
 from retrieval.embeddings import Embedder
 
@@ -459,23 +460,11 @@ def clause_parts(clause: str) -> list[str]:
 
 
 # ------------------------------------------------------------------------ model
-class SupportModel(BaseModel):
+class SupportModel(LogisticModel):
     """A fitted logistic regression: standardised features → P(the clause supports the sentence)."""
 
     embedder: str  # the embedding model whose cosines it read, or "none" (text features only)
-    features: list[str]
-    mean: list[float]
-    scale: list[float]
-    coef: list[float]
-    intercept: float
-    threshold: float
     heldout: dict[str, Any] = Field(default_factory=dict)  # figures on the held-out pairs
-
-    def probability(self, features: dict[str, float]) -> float:
-        z = self.intercept
-        for name, m, s, w in zip(self.features, self.mean, self.scale, self.coef, strict=True):
-            z += w * (features.get(name, 0.0) - m) / (s or 1.0)
-        return 1.0 / (1.0 + math.exp(-max(-50.0, min(50.0, z))))
 
 
 class SupportModelFile(BaseModel):
