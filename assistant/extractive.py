@@ -23,8 +23,7 @@ from typing import Any
 
 from assistant.citations import render
 from assistant.conversation import Condenser, History
-from assistant.gate import _KIND_NEEDS_EVIDENCE as KINDS_WITH_EVIDENCE
-from assistant.gate import states
+from assistant.gate import KINDS_WITH_EVIDENCE, states
 from assistant.models import Answer, Citation
 from assistant.pipeline import Pipeline, Retrieved
 from assistant.text import coverage

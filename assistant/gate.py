@@ -73,7 +73,8 @@ _STATES: dict[str, re.Pattern[str]] = {
     "materials": re.compile(r"(提交|提供|报送|附送|出具|持有?)[^。；]{0,30}(材料|文件|证明|申请书|证件|护照|报告|资料)|"
                             r"(材料|文件|申请书)[^。；]{0,6}(包括|如下)"),
 }
-_KIND_NEEDS_EVIDENCE = frozenset(_STATES)
+#: Answer kinds whose evidence must state what is asked (see :func:`states`).
+KINDS_WITH_EVIDENCE = frozenset(_STATES)
 _KIND_ZH = {"amount": "金额或数量", "rate": "比例", "count": "数量", "deadline": "期限", "date": "日期", "contact": "联系方式",
             "materials": "申请材料", "quantity": "数字", "procedure": "办理程序"}
 _KIND_EN = {"amount": "amount", "rate": "rate or share", "count": "number", "deadline": "time limit", "date": "date",
@@ -153,18 +154,18 @@ class AnswerabilityGate:
         self.gazetteer = Gazetteer.load()
         self._df: dict[str, int] = {}
         self._df_snapshot = 0
+        self._lowered: list[str] = []
 
     # ------------------------------------------------------------ statistics
     def weights(self, terms: list[str]) -> dict[str, float]:
         """IDF weights of ``terms`` over the current clauses (document frequencies cached per snapshot)."""
         snap = self.retriever.snapshot
-        if id(snap) != self._df_snapshot:
+        if id(snap) != self._df_snapshot:  # a new snapshot: its statistics start afresh
             self._df, self._df_snapshot = {}, id(snap)
-        missing = [t for t in terms if t not in self._df]
-        if missing:
-            lowered = _lowered_texts(snap)
-            for t in missing:
-                self._df[t] = sum(1 for text in lowered if t in text)
+            self._lowered = [c.text.lower() for c in snap.clauses]
+        for t in terms:
+            if t not in self._df:
+                self._df[t] = sum(1 for text in self._lowered if t in text)
         return idf_weights(terms, self._df, len(snap.clauses))
 
     # ------------------------------------------------------------------ run
@@ -195,7 +196,7 @@ class AnswerabilityGate:
                     else f"语料中没有提到“{claimed[0]}”。")
             return Verdict(outcome="refuse", features=feats, probability=0.0, constraint="quantity-claim",
                            caveat=note, reasons=[f"the question states {claimed[0]}, which no top clause states"])
-        if query.kind in _KIND_NEEDS_EVIDENCE and not any(states(query.kind, h.clause.text) for h in evidence):
+        if query.kind in KINDS_WITH_EVIDENCE and not any(states(query.kind, h.clause.text) for h in evidence):
             note = (f"The closest clauses state no {_KIND_EN[query.kind]}." if query.lang == "en"
                     else f"最接近的条款没有写明所问的{_KIND_ZH[query.kind]}。")
             return Verdict(outcome="refuse", features=feats, probability=0.0, constraint=f"kind:{query.kind}",
@@ -343,7 +344,7 @@ class AnswerabilityGate:
             "second_margin": (second[0] - second[1]) if len(second) > 1 else 0.0,
             "second_top1": hits[0].secondary or 0.0,
             "followup": 1.0 if query.is_followup else 0.0,
-            "kind_specific": 1.0 if query.kind in _KIND_NEEDS_EVIDENCE else 0.0,
+            "kind_specific": 1.0 if query.kind in KINDS_WITH_EVIDENCE else 0.0,
             "names_document": 1.0 if query.documents or query.wenhao else 0.0,
         }
 
@@ -383,13 +384,3 @@ def _rank_of(hits: list[Hit], hit: Hit, field: str) -> int:
         return 99
     return 1 + sum(1 for h in hits if (getattr(h, field) or -1e9) > value)
 
-
-_LOWERED: dict[int, list[str]] = {}
-
-
-def _lowered_texts(snap: IndexSnapshot) -> list[str]:
-    key = id(snap)
-    if key not in _LOWERED:
-        _LOWERED.clear()
-        _LOWERED[key] = [c.text.lower() for c in snap.clauses]
-    return _LOWERED[key]

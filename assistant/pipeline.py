@@ -130,15 +130,10 @@ class Pipeline:
             return self._commencement(query)
         if not query.articles:
             return []
-        snap = self.retriever.snapshot
-        article = f"第{int_to_cn(query.articles[0])}条"
-        text = query.standalone.lower()
-        for doc_id, doc in snap.documents.items():
-            names = {doc.meta.short_title, doc.meta.title, doc.meta.title.replace("中华人民共和国", ""),
-                     doc.meta.title_en, *doc.meta.aliases}
-            if doc.meta.kind != "plan" and any(n and len(n) >= 3 and n.lower() in text for n in names):
-                return snap.under(f"{doc_id}/{article}")
-        return []
+        named = self._named_documents(query)
+        if not named:
+            return []
+        return self.retriever.snapshot.under(f"{named[0]}/第{int_to_cn(query.articles[0])}条")
 
     def _named_documents(self, query: Query) -> list[str]:
         """Ids of held documents the question names (title, short title, English title or alias)."""

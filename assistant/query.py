@@ -218,8 +218,7 @@ class QueryAnalyzer:
         places = self.gazetteer.find(text)
         lowered = text.lower()
         home = any(a in lowered for a in HOME_ALIASES) or HOME_CITY in places
-        national = any(n in lowered for n in NATIONAL)
-        if (home or national) and HOME_CITY not in places and home:
+        if home and HOME_CITY not in places:
             places.append(HOME_CITY)
         # The follow-up's own words decide the kind ("那2026年呢？" keeps the previous question's kind).
         kind = answer_kind(core)
