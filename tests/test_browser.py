@@ -11,17 +11,16 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import socket
-import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import parse_qs
 
 import pytest
+from servers import serve
 
 from assistant.service import PolicyAssistant
 from assistant.settings import Settings
+from ui.server import create_app
 
 pytestmark = pytest.mark.browser
 
@@ -31,37 +30,9 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic"
                  "--disable-dev-shm-usage"]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@contextmanager
-def _serve(assistant: PolicyAssistant) -> Iterator[str]:
-    """The real app (FastAPI + Gradio) under uvicorn in a thread, on a free local port."""
-    import uvicorn
-
-    from ui.server import create_app
-
-    port = _free_port()
-    srv = uvicorn.Server(uvicorn.Config(create_app(assistant), host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    tick = threading.Event()
-    while not srv.started and thread.is_alive():
-        tick.wait(0.05)
-    assert srv.started, "uvicorn did not start"
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        srv.should_exit = True
-        thread.join(30)
-
-
 @pytest.fixture(scope="module")
 def server(built_assistant: PolicyAssistant) -> Iterator[str]:
-    with _serve(built_assistant) as url:
+    with serve(create_app(built_assistant)) as url:
         yield url
 
 
@@ -186,7 +157,7 @@ def test_admin_tab_uploads_and_deletes_with_the_token(browser, tmp_path: Path) -
     svc.ingest_bytes("第一条 珊瑚灯塔每年检修一次。\n\n第二条 检修记录保存十年。\n".encode(), "coral.txt")
     doc = tmp_path / "amber.txt"
     doc.write_text("第一条 琥珀隧道夜间限速每小时四十公里。\n\n第二条 隧道养护由养护中心负责。\n", encoding="utf-8")
-    with _serve(svc) as url:
+    with serve(create_app(svc)) as url:
         page = browser.new_page(viewport={"width": 1366, "height": 900})
         page.goto(url + "/", wait_until="domcontentloaded")
         page.get_by_role("tab", name="管理").click()

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import copy
-import socket
-import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
 
 import httpx
 import openai
 import pytest
+from servers import serve
 
 from assistant.service import PolicyAssistant
 from ui.routes.openai import OpenAIError, parse_messages
@@ -19,35 +17,9 @@ from ui.server import create_app
 pytestmark = pytest.mark.model
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@contextmanager
-def _serve(assistant: PolicyAssistant) -> Iterator[str]:
-    import uvicorn
-
-    port = _free_port()
-    srv = uvicorn.Server(uvicorn.Config(create_app(assistant, with_ui=False), host="127.0.0.1", port=port,
-                                       log_level="warning"))
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    tick = threading.Event()
-    while not srv.started and thread.is_alive():
-        tick.wait(0.05)
-    assert srv.started
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        srv.should_exit = True
-        thread.join(30)
-
-
 @pytest.fixture(scope="module")
 def base_url(built_assistant: PolicyAssistant) -> Iterator[str]:
-    with _serve(built_assistant) as url:
+    with serve(create_app(built_assistant, with_ui=False)) as url:
         yield url
 
 
@@ -118,7 +90,7 @@ def test_bad_input_is_an_openai_error_object(base_url: str, body: dict, status: 
 def test_api_tokens_are_checked(built_assistant: PolicyAssistant) -> None:
     guarded = copy.copy(built_assistant)
     guarded.settings = built_assistant.settings.model_copy(update={"api_tokens": "s3cret,other"})
-    with _serve(guarded) as url:
+    with serve(create_app(guarded, with_ui=False)) as url:
         with pytest.raises(openai.AuthenticationError):
             _client(url, "wrong").models.list()
         assert [m.id for m in _client(url, "s3cret").models.list()] == ["policy-assistant"]
@@ -134,7 +106,7 @@ def test_parse_messages_pairs_turns_and_rejects_a_trailing_assistant_message() -
 
 def test_model_ids_name_the_answer_mode(generative_assistant: PolicyAssistant, fake_llm) -> None:
     """With a model server configured both ids are listed; ``policy-assistant`` still quotes without the model."""
-    with _serve(generative_assistant) as url:
+    with serve(create_app(generative_assistant, with_ui=False)) as url:
         client = _client(url)
         assert [m.id for m in client.models.list()] == ["policy-assistant", "policy-assistant-generative"]
         messages = [{"role": "user", "content": "外国医生能在福州开诊所吗？"}]

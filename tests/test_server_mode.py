@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from servers import free_port
 
 from assistant.service import PolicyAssistant
 from assistant.settings import Settings
@@ -22,19 +23,13 @@ pytestmark = pytest.mark.model
 NOTICE = "# 标题：复制一致性测试通知｜文号：测试〔2026〕1号\n第一条 独角兽企业孵化基地设在闽江口金融岛。\n第二条 基地由榕创中心运营。\n"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def chroma_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
     """The chromadb package's own server on a free port and a fresh folder."""
     exe = shutil.which("chroma", path=str(Path(sys.executable).parent)) or shutil.which("chroma")
     if exe is None:
         pytest.fail("the chroma CLI (chromadb) is not installed")
-    port = _free_port()
+    port = free_port()
     folder = tmp_path_factory.mktemp("chroma-server")
     proc = subprocess.Popen([exe, "run", "--path", str(folder), "--port", str(port), "--host", "127.0.0.1"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
