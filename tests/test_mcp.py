@@ -51,3 +51,68 @@ def test_mcp_tools_over_stdio(built_assistant, tmp_path: Path) -> None:
     assert out["ask"][2][0] is True and "empty" in out["ask"][2][1]
     docs = out["list_documents"][0][1]  # a list result comes as one text item per element
     assert "数据安全法" in docs and "征求意见稿" in docs
+
+
+def _http_session(url: str, token: str | None, calls: list[tuple[str, dict]]) -> dict:
+    from mcp import ClientSession
+    from mcp.client.streamable_http import create_mcp_http_client, streamable_http_client
+
+    async def session() -> dict:
+        out: dict = {}
+        headers = {"Authorization": f"Bearer {token}"} if token else None
+        async with create_mcp_http_client(headers=headers) as http, \
+                streamable_http_client(url, http_client=http) as (read, write), ClientSession(read, write) as s:
+            await s.initialize()
+            out["tools"] = sorted(t.name for t in (await s.list_tools()).tools)
+            for name, args in calls:
+                res = await s.call_tool(name, args)
+                out.setdefault(name, []).append((res.is_error, "\n".join(getattr(c, "text", "") for c in res.content)))
+        return out
+
+    return asyncio.run(asyncio.wait_for(session(), 120))
+
+
+def test_mcp_tools_over_streamable_http_on_the_served_app(built_assistant) -> None:
+    import httpx
+    from servers import serve
+
+    from ui.server import create_app
+
+    service = _with_settings(built_assistant, api_tokens="reader-1")
+    with serve(create_app(service, with_ui=False)) as base:
+        out = _http_session(f"{base}/mcp", "reader-1", [
+            ("search", {"query": "数据出境安全评估", "k": 3}),
+            ("ask", {"question": "外国医生能开诊所吗？"}),
+            ("get_clause", {"clause_id": "no/such/clause"}),
+        ])
+        # without a read token (API_TOKENS is set) the endpoint refuses before any MCP handling
+        no_token = httpx.post(f"{base}/mcp", json={"jsonrpc": "2.0", "id": 1, "method": "tools/list"},
+                              headers={"Accept": "application/json, text/event-stream"})
+        wrong = httpx.post(f"{base}/mcp", json={"jsonrpc": "2.0", "id": 1, "method": "tools/list"},
+                           headers={"Accept": "application/json, text/event-stream",
+                                    "Authorization": "Bearer nope"})
+    assert out["tools"] == ["ask", "get_clause", "list_documents", "search"]
+    hits = json.loads(out["search"][0][1])["hits"]
+    assert len(hits) == 3 and all(h["clause_id"] and h["doc_status"] for h in hits)
+    answer = json.loads(out["ask"][0][1])
+    assert answer["refused"] is False and any(c["clause_id"] == "fz-plan/三/（二）/3" for c in answer["citations"])
+    assert out["get_clause"][0][0] is True and "unknown clause id" in out["get_clause"][0][1]
+    assert no_token.status_code == 401 and wrong.status_code == 401
+
+
+def test_mcp_over_http_is_open_without_read_tokens(built_assistant) -> None:
+    from servers import serve
+
+    from ui.server import create_app
+
+    with serve(create_app(_with_settings(built_assistant, api_tokens=None), with_ui=False)) as base:
+        out = _http_session(f"{base}/mcp", None, [("list_documents", {})])
+    assert out["list_documents"][0][0] is False and "数据安全法" in out["list_documents"][0][1]
+
+
+def _with_settings(assistant, **updates):
+    import copy
+
+    clone = copy.copy(assistant)
+    clone.settings = assistant.settings.model_copy(update=updates)
+    return clone

@@ -1,4 +1,5 @@
-"""The assistant's clauses as MCP tools (the official ``mcp`` SDK, 2.x): ``policy-assistant mcp`` (stdio).
+"""The assistant's clauses as MCP tools (the official ``mcp`` SDK, 2.x): ``policy-assistant mcp`` (stdio) and
+streamable HTTP at ``/mcp`` on the served app (:func:`mount_http`).
 
 Tools:
 
@@ -12,10 +13,16 @@ Bad input (an empty question, an unknown id) is a tool error with a one-line mes
 Desktop client configuration (e.g. Claude Desktop's ``claude_desktop_config.json``)::
 
     {"mcpServers": {"fuzhou-policy": {"command": "/path/to/.venv/bin/policy-assistant", "args": ["mcp"]}}}
+
+or, for a client that speaks streamable HTTP, the URL ``http://127.0.0.1:7860/mcp`` (with
+``Authorization: Bearer <token>`` when ``API_TOKENS`` is set). The HTTP transport is stateless (every request
+stands alone), so it works unchanged behind a load balancer with several replicas.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 from assistant.models import Citation
@@ -80,3 +87,30 @@ def create_server(service: PolicyAssistant) -> Any:
                  "date": d.meta.date, "clauses": d.clauses} for d in service.documents()]
 
     return server
+
+
+def mount_http(app: Any, service: PolicyAssistant, path: str = "/mcp"
+               ) -> Callable[[], AbstractAsyncContextManager[None]]:
+    """Add the MCP streamable-HTTP endpoint at ``path`` to the Starlette/FastAPI ``app``.
+
+    Returns the session manager's ``run`` context, which the app's lifespan must enter. Host and origin
+    checks are the app's own (``ALLOWED_HOSTS``, ``CORS_ORIGINS``); the read tokens (``API_TOKENS``) are
+    checked by the caller's middleware.
+
+    Usage::
+
+        run = mount_http(app, service)
+        async with run():
+            ...  # serve
+    """
+    from mcp.server.transport_security import TransportSecuritySettings
+
+    server = create_server(service)
+    mcp_app = server.streamable_http_app(
+        streamable_http_path=path, stateless_http=True, json_response=True,
+        max_request_body_size=4 * (service.settings.max_question_chars + service.settings.max_history_chars) + 65536,
+        transport_security=TransportSecuritySettings(enable_dns_rebinding_protection=False))
+    app.router.routes.extend(mcp_app.routes)
+
+    run: Callable[[], AbstractAsyncContextManager[None]] = server.session_manager.run
+    return run

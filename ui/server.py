@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -96,11 +96,16 @@ def create_app(assistant: PolicyAssistant | None = None, *, with_ui: bool = True
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
     service = assistant or PolicyAssistant(Settings())
 
+    mcp_run: list[Any] = []
+
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         await run_in_threadpool(service.ensure_index)
         await run_in_threadpool(_warm_up, service)
-        yield
+        async with AsyncExitStack() as stack:
+            for run in mcp_run:
+                await stack.enter_async_context(run())
+            yield
 
     app = FastAPI(title="政策助手 Policy Assistant API", version=api.version(), lifespan=lifespan,
                   docs_url=None, redoc_url=None, max_body_size=service.settings.max_upload_bytes + 1024 * 1024,
@@ -115,6 +120,7 @@ def create_app(assistant: PolicyAssistant | None = None, *, with_ui: bool = True
     _install_error_handlers(app)
     app.include_router(openai.router)
     app.include_router(api.router)
+    mcp_run.append(_install_mcp(app, service))
 
     if with_ui:
         import gradio as gr
@@ -125,6 +131,27 @@ def create_app(assistant: PolicyAssistant | None = None, *, with_ui: bool = True
         app = gr.mount_gradio_app(app, blocks, path="/", theme=ui_theme(), css=UI_CSS, js=UI_JS, head=UI_HEAD,
                                   footer_links=[])
     return app
+
+
+def _install_mcp(app: FastAPI, service: PolicyAssistant) -> Any:
+    """MCP over streamable HTTP at ``/mcp``; with ``API_TOKENS`` set it needs one as a bearer token."""
+    from ui.auth import api_tokens, token_problem
+    from ui.mcp_server import mount_http
+
+    @app.middleware("http")
+    async def _mcp_token(request: Request, call_next: Any) -> Any:
+        if request.url.path.rstrip("/") == "/mcp":
+            accepted = api_tokens(service.settings)
+            if accepted:
+                scheme, _, given = request.headers.get("authorization", "").partition(" ")
+                problem = token_problem(given.strip() if scheme.lower() == "bearer" else None, accepted)
+                if problem is not None:
+                    return JSONResponse({"detail": f"{problem} bearer token: send 'Authorization: Bearer "
+                                                   "<one of API_TOKENS>'"},
+                                        status_code=401, headers={"WWW-Authenticate": "Bearer"})
+        return await call_next(request)
+
+    return mount_http(app, service)
 
 
 def _install_docs(app: FastAPI) -> None:
