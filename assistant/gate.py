@@ -79,6 +79,7 @@ _KIND_ZH = {"amount": "金额或数量", "rate": "比例", "count": "数量", "d
             "materials": "申请材料", "quantity": "数字", "procedure": "办理程序"}
 _KIND_EN = {"amount": "amount", "rate": "rate or share", "count": "number", "deadline": "time limit", "date": "date",
             "contact": "contact details", "materials": "list of materials", "quantity": "figure", "procedure": "procedure"}
+_SENTENCE = re.compile(r"[^。；;！？!?\n]+[。；;！？!?]?")
 _ASKS_CITATION = re.compile(r"文号|发文字号|发文号|document number|reference number", re.IGNORECASE)
 
 
@@ -196,7 +197,7 @@ class AnswerabilityGate:
                     else f"语料中没有提到“{claimed[0]}”。")
             return Verdict(outcome="refuse", features=feats, probability=0.0, constraint="quantity-claim",
                            caveat=note, reasons=[f"the question states {claimed[0]}, which no top clause states"])
-        if query.kind in KINDS_WITH_EVIDENCE and not any(states(query.kind, h.clause.text) for h in evidence):
+        if query.kind in KINDS_WITH_EVIDENCE and not self._kind_stated(query, evidence):
             note = (f"The closest clauses state no {_KIND_EN[query.kind]}." if query.lang == "en"
                     else f"最接近的条款没有写明所问的{_KIND_ZH[query.kind]}。")
             return Verdict(outcome="refuse", features=feats, probability=0.0, constraint=f"kind:{query.kind}",
@@ -249,11 +250,23 @@ class AnswerabilityGate:
             if self._holds(name, snap):
                 continue
             return self._cited_or_absent(name, query, snap)
+        for name in query.contents_of:  # the items of a list the corpus may only cite ("…目录里有哪些岗位")
+            if self._holds(name, snap):
+                continue
+            return self._cited_or_absent(name, query, snap, shortest=5)
         return None
 
-    def _cited_or_absent(self, name: str, query: Query, snap: IndexSnapshot) -> Verdict:
+    def _cited_or_absent(self, name: str, query: Query, snap: IndexSnapshot, shortest: int = 0) -> Verdict:
+        """``shortest``: also look for the name's tails down to this length (全国版跨境服务贸易负面清单 is
+        cited as 跨境服务贸易负面清单); 0 looks for the whole name only."""
         key = re.sub(r"\s+", "", name)
-        citing = [c for c in snap.clauses if key in re.sub(r"\s+", "", c.text)][:5]
+        citing: list[Clause] = []
+        for start in range(0, max(1, len(key) - shortest + 1) if shortest else 1):
+            tail = key[start:]
+            citing = [c for c in snap.clauses if tail in re.sub(r"\s+", "", c.text)][:5]
+            if citing:
+                name = tail if start else name
+                break
         if citing:
             note = (f"The text of {name} is not in the corpus; the corpus only cites it, in the clauses below."
                     if query.lang == "en" else f"语料中没有{name}的正文，只有下列条款引用了它。")
@@ -277,6 +290,25 @@ class AnswerabilityGate:
                 if k and (k == key or (len(k) >= 4 and k in key) or (len(key) >= 3 and key in k)):
                     return True
         return False
+
+    def _kind_stated(self, query: Query, evidence: list[Hit]) -> bool:
+        """Does an evidence clause state what the question's answer kind asks for?
+
+        For a standalone Chinese question the statement must be *about* the question: the number, period or
+        procedure word and one of the question's corpus words in the same sentence (a clause on the same topic
+        that states a time limit for something else does not answer "要几天"). English and follow-up questions,
+        whose words are translated or elided, and date questions (a plan states its year once for the
+        paragraph: "到2028年，…"), only need the statement somewhere in the clause.
+        """
+        if query.lang != "zh" or query.is_followup or query.kind == "date":
+            return any(states(query.kind, h.clause.text) for h in evidence)
+        terms = query.topic_terms or query.terms
+        self.weights(terms)  # fills the document frequencies
+        known = [t for t in terms if self._df.get(t, 0) > 0 and not t.isdigit()]
+        if not known:
+            return any(states(query.kind, h.clause.text) for h in evidence)
+        return any(states(query.kind, sentence) and any(t in sentence for t in known)
+                   for h in evidence for sentence in _SENTENCE.findall(h.clause.text.lower()))
 
     def _mentions_place(self, place: str, clause: Clause, snap: IndexSnapshot) -> bool:
         doc = snap.documents.get(clause.doc_id)

@@ -104,6 +104,7 @@ class Query(BaseModel):
     places: list[str] = Field(default_factory=list)
     home: bool = False
     documents: list[str] = Field(default_factory=list)
+    contents_of: list[str] = Field(default_factory=list)
     wenhao: list[str] = Field(default_factory=list)
     articles: list[int] = Field(default_factory=list)
     years: list[int] = Field(default_factory=list)
@@ -161,6 +162,26 @@ def article_numbers(text: str) -> list[int]:
         except (ValueError, KeyError):
             continue
     out.extend(int(m.group(1)) for m in _EN_ARTICLE.finditer(text))
+    return list(dict.fromkeys(out))
+
+
+#: A list-like instrument (清单, 目录, 标准合同…) whose items the question asks for.
+_LISTED = re.compile(r"([\u4e00-\u9fffA-Za-z0-9]{2,24}?(?:清单|目录|名录|标准合同|指导原则|指引|细则))"
+                     r"(?:里|中|上|内)?面?(?:都|具体|一共|到底|总共)?(?:有|列了?|列明|规定了?|包括|包含|写了?|涉及|限制了?)"
+                     r"了?(?:哪些|哪几|什么|多少|几)")
+
+
+def contents_asked(text: str) -> list[str]:
+    """List-like instruments whose *contents* the question asks for (a law may cite a list it does not hold).
+
+    >>> contents_asked("外国人在中国境内工作指导目录里都有哪些岗位？"), contents_asked("负面清单管理是什么意思？")
+    (['外国人在中国境内工作指导目录'], [])
+    """
+    out = []
+    for m in _LISTED.finditer(text):
+        name = re.sub(r"^(请问|按照|根据|依照|依据|关于|现行的?|目前的?|那个?|这个?|那份|这份)+", "", m.group(1))
+        if len(name) >= 4:
+            out.append(name)
     return list(dict.fromkeys(out))
 
 
@@ -232,5 +253,6 @@ class QueryAnalyzer:
                      is_followup=condensed.is_followup, context=condensed.context, lang=lang, terms=terms,
                      topic_terms=[t for t in terms if t not in META_WORDS and not self._is_place(t)],
                      places=places, home=home,
-                     documents=documents, wenhao=wenhao, articles=article_numbers(text),
+                     documents=documents, contents_of=[n for n in contents_asked(text) if n not in documents],
+                     wenhao=wenhao, articles=article_numbers(text),
                      years=list(dict.fromkeys(years)), kind=kind)

@@ -182,3 +182,21 @@ def test_health_json_names_the_active_models(built_assistant: PolicyAssistant) -
     body = TestClient(create_app(built_assistant)).get("/api/health").json()
     assert body["embedding_models"][0] == built_assistant.embedder.spec
     assert json.dumps(body)
+
+
+@pytest.mark.model
+def test_the_kind_asked_must_be_stated_about_the_question_not_beside_it(built_assistant) -> None:
+    # the top clauses are on the topic and one states a time limit, but for something else
+    a = built_assistant.ask("“随批随进”的药械，每批审批要几天？")
+    assert a.refused and any("deadline" in r for r in a.gate_reasons), a.gate_reasons
+    # the same kind of question, where a sentence states the limit for the thing asked about
+    assert built_assistant.ask("电子认证机构对认证相关的信息要保存多久？").outcome == "answer"
+
+
+@pytest.mark.model
+def test_the_items_of_a_list_the_corpus_only_cites_are_not_answered_from_the_citing_clause(built_assistant) -> None:
+    a = built_assistant.ask("外国人在中国境内工作指导目录里都有哪些岗位？")
+    assert a.outcome == "caveat" and a.citations == []
+    assert any("外国人在中国境内工作指导目录" in n.text for n in a.nearest), [n.text for n in a.nearest]
+    b = built_assistant.ask("全国版跨境服务贸易负面清单一共列了多少条特别管理措施？")
+    assert b.refused and b.citations == [] and "跨境服务贸易负面清单" in b.answer
