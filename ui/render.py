@@ -11,14 +11,12 @@ True
 from __future__ import annotations
 
 import html
-import re
 from collections.abc import Iterable
 from urllib.parse import quote as urlquote
 
+from assistant import citations as markers
 from assistant.models import Answer, Citation, DocumentInfo
 from corpus.models import Clause
-
-_MARKER = re.compile(r"\[([^\[\]\n]{1,80})\]")
 
 
 def esc(text: str) -> str:
@@ -30,7 +28,7 @@ def cite_link(clause_id: str, label: str, quote: str = "", extra_class: str = ""
     href = f"#clause={urlquote(clause_id, safe='')}"
     if quote:
         href += f"&q={urlquote(quote[:600], safe='')}"
-    shown = f"[{label}]" if text is None else text
+    shown = markers.render(label) if text is None else text
     cls = f"pa-cite {extra_class}".strip()
     return (f'<a class="{cls}" href="{esc(href)}" data-clause="{esc(clause_id)}" data-quote="{esc(quote[:600])}" '
             f'title="{esc(clause_id)}">{esc(shown)}</a>')
@@ -45,8 +43,8 @@ def link_markers(text: str, citations: Iterable[Citation]) -> str:
     by_label = {c.label: c for c in citations}
     out: list[str] = []
     pos = 0
-    for m in _MARKER.finditer(text):
-        cit = by_label.get(m.group(1))
+    for m in markers.MARKER.finditer(text):
+        cit = by_label.get((m.group(1) or m.group(2) or "").strip())
         if cit is None:
             continue
         out.append(_lines(text[pos:m.start()]))
