@@ -294,13 +294,15 @@ class AnswerabilityGate:
     def _kind_stated(self, query: Query, evidence: list[Hit]) -> bool:
         """Does an evidence clause state what the question's answer kind asks for?
 
-        For a standalone Chinese question the statement must be *about* the question: the number, period or
-        procedure word and one of the question's corpus words in the same sentence (a clause on the same topic
-        that states a time limit for something else does not answer "要几天"). English and follow-up questions,
-        whose words are translated or elided, and date questions (a plan states its year once for the
-        paragraph: "到2028年，…"), only need the statement somewhere in the clause.
+        The best clause may state it anywhere: it is the closest match to the whole question ("多久必须修好"
+        is answered by "…48小时内修复"). In the other evidence of a standalone Chinese question the statement
+        must be *about* the question: the number, period or procedure word and one of the question's corpus
+        words in one sentence (a clause on the topic that states a time limit for something else does not
+        answer "要几天"). English and follow-up questions, whose words are translated or elided, and date
+        questions (a plan states its year once per paragraph: "到2028年，…") need it anywhere in a clause.
         """
-        if query.lang != "zh" or query.is_followup or query.kind == "date":
+        if (query.lang != "zh" or query.is_followup or query.kind == "date"
+                or states(query.kind, evidence[0].clause.text)):
             return any(states(query.kind, h.clause.text) for h in evidence)
         terms = query.topic_terms or query.terms
         self.weights(terms)  # fills the document frequencies
