@@ -49,6 +49,10 @@ Outcome = Literal["answer", "caveat", "refuse"]
 #: How many of the top hits are the evidence the constraints are checked against.
 EVIDENCE_DEPTH = 3
 
+#: An off-task request (writing, jokes, small talk) is refused unless it has topic words (places do not
+#: count) and the evidence covers this share of them.
+OFF_TASK_MAX_COVERAGE = 0.5
+
 #: Other names under which the corpus speaks of a place (港澳台 covers 香港).
 _PLACE_ALIASES = {  # the one-character abbreviations only where they stand in a run of them (闽粤港, 港澳)
     "香港特别行政区": ("香港", "港澳", "港澳台", "台港澳", "粤港", "闽港", "榕港", "港数", "闽粤港"),
@@ -185,6 +189,12 @@ class AnswerabilityGate:
             constraint.features = feats
             return constraint
         reasons: list[str] = []
+        if query.off_task and (not query.topic_terms or feats["cov_best"] < OFF_TASK_MAX_COVERAGE):
+            note = ("I answer questions about the Fuzhou pilot plan and the laws in the corpus, with the clauses "
+                    "that say so; this request is not one of them." if query.lang == "en"
+                    else "本助手只回答关于福州试点方案及语料中法律法规的问题，并引用条款作答；这个请求不在范围内。")
+            return Verdict(outcome="refuse", features=feats, probability=0.0, constraint="off-task", caveat=note,
+                           reasons=["a request that is not a question about the corpus"])
         for place in query.foreign_places:
             if not any(self._mentions_place(place, h.clause, snap) for h in evidence):
                 note = (f"The corpus says nothing specific about {place}." if query.lang == "en"

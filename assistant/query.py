@@ -72,6 +72,28 @@ _KINDS: list[tuple[AnswerKind, re.Pattern[str]]] = [
                           r"^(can|may|is|are|does|do|will|could|should|must)\b", re.I)),
 ]
 
+#: Requests that are not questions about what a document says: writing, translating, jokes, small talk,
+#: recommendations, weather, questions about the assistant itself. The gate refuses them unless the
+#: corpus covers their words (a "写一份外资诊所申请指南" still reaches the clauses on clinics).
+_OFF_TASK = re.compile(
+    r"^(请|麻烦)?(你)?(帮我|帮忙|给我|替我)?(写|作|编|创作|翻译|画|讲)(一|个|几)?(首|篇|段|句|个|则|下)|讲个?笑话|说个?笑话|"
+    r"你是谁|你叫什么|谁(开发|训练|做)的你|你是(谁|哪家|什么模型)|(开发|训练)了?你的?是谁|你是.{0,6}(开发|训练)的|"
+    r"天气(怎么样|如何|好吗)|(推荐|介绍)(一|几)?(家|个|些)?.{0,8}(餐厅|饭店|酒店|宾馆|景点|美食|好玩)|好玩的地方|去哪(里|儿)?玩|"
+    r"^(你好|您好|嗨|哈喽|谢谢|多谢|再见)[!！。.~～]*$|"
+    r"^\s*(please\s+)?(write|compose|draw|translate|paint)\b|\btell me a (joke|story)\b|\bwho (made|built|created|developed|trained) you\b|"
+    r"\bwho are you\b|\bweather\b|\brecommend (a|an|some|me)\b.{0,30}\b(restaurant|hotel|bar|cafe|place to)|"
+    r"^(hi|hello|hey|thanks|thank you|bye)[!. ]*$", re.IGNORECASE)
+
+
+def is_off_task(text: str) -> bool:
+    """Is ``text`` a request the assistant does not serve (writing, jokes, small talk…)?
+
+    >>> is_off_task("帮我写一首关于海的诗"), is_off_task("Tell me a joke"), is_off_task("外资能开诊所吗？")
+    (True, True, False)
+    """
+    return bool(_OFF_TASK.search(text.strip()))
+
+
 _DOC_TITLE = re.compile(r"《([^《》]{2,60})》")
 # A law-like name: a run of characters that are not question or function words, ending in 法/条例/…; a bare
 # 规定/办法/决定 ("分别适用哪些规定") names no document, nor do 说法/做法/合法….
@@ -109,6 +131,7 @@ class Query(BaseModel):
     articles: list[int] = Field(default_factory=list)
     years: list[int] = Field(default_factory=list)
     kind: AnswerKind = "fact"
+    off_task: bool = False
 
     @property
     def foreign_places(self) -> list[str]:
@@ -255,4 +278,5 @@ class QueryAnalyzer:
                      places=places, home=home,
                      documents=documents, contents_of=[n for n in contents_asked(text) if n not in documents],
                      wenhao=wenhao, articles=article_numbers(text),
-                     years=list(dict.fromkeys(years)), kind=kind)
+                     years=list(dict.fromkeys(years)), kind=kind,
+                     off_task=not condensed.is_followup and is_off_task(text))

@@ -200,3 +200,17 @@ def test_the_items_of_a_list_the_corpus_only_cites_are_not_answered_from_the_cit
     assert any("外国人在中国境内工作指导目录" in n.text for n in a.nearest), [n.text for n in a.nearest]
     b = built_assistant.ask("全国版跨境服务贸易负面清单一共列了多少条特别管理措施？")
     assert b.refused and b.citations == [] and "跨境服务贸易负面清单" in b.answer
+
+
+@pytest.mark.model
+@pytest.mark.parametrize("request_text", ["帮我写一篇关于大海的散文", "讲个笑话吧", "Please write a haiku about Fuzhou.",
+                                          "Who built you?", "推荐一家福州的海鲜餐厅"])
+def test_requests_that_are_not_questions_about_the_corpus_are_refused_politely(built_assistant,
+                                                                              request_text: str) -> None:
+    a = built_assistant.ask(request_text)
+    assert a.refused and a.citations == [] and any("not a question" in r for r in a.gate_reasons), a.gate_reasons
+
+
+@pytest.mark.model
+def test_a_writing_request_about_the_corpus_still_reaches_the_clauses(built_assistant) -> None:
+    assert not built_assistant.ask("写一段话说明外商投资准入前国民待遇加负面清单管理制度").refused
