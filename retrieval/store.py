@@ -68,6 +68,10 @@ def _generation(content_hash: str) -> str:
     return content_hash[:12]
 
 
+#: The clause collection's vector index settings (see the comment where it is created).
+HNSW = {"space": "cosine", "ef_construction": 200, "ef_search": 200, "num_threads": 1}
+
+
 class ClauseStore:
     """Chroma collections for one embedding model: ``<prefix>-<model>`` and its registry.
 
@@ -85,7 +89,9 @@ class ClauseStore:
         self.collection = client.get_or_create_collection(
             name=name,
             embedding_function=PolicyEmbeddingFunction(embedder),  # type: ignore[arg-type]
-            configuration={"hnsw": {"space": "cosine"}},
+            # One build thread and a wide search beam: the same corpus gives the same index and the same
+            # ranking in every process (a multi-threaded HNSW build is not deterministic).
+            configuration={"hnsw": HNSW},
             metadata={"embedding_model": embedder.spec},
         )
         self.registry = client.get_or_create_collection(
