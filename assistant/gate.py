@@ -49,6 +49,10 @@ Outcome = Literal["answer", "caveat", "refuse"]
 #: How many of the top hits are the evidence the constraints are checked against.
 EVIDENCE_DEPTH = 3
 
+#: Below the best clause, a sentence that states the kind asked must hold this share of the IDF mass of the
+#: question's corpus words (one generic word such as 外方 is not enough).
+KIND_SENTENCE_MIN_COVERAGE = 0.2
+
 #: An off-task request (writing, jokes, small talk) is refused unless it has topic words (places do not
 #: count) and the evidence covers this share of them.
 OFF_TASK_MAX_COVERAGE = 0.5
@@ -307,7 +311,7 @@ class AnswerabilityGate:
         The best clause may state it anywhere: it is the closest match to the whole question ("多久必须修好"
         is answered by "…48小时内修复"). In the other evidence of a standalone Chinese question the statement
         must be *about* the question: the number, period or procedure word and one of the question's corpus
-        words in one sentence (a clause on the topic that states a time limit for something else does not
+        words in one sentence (see ``KIND_SENTENCE_MIN_COVERAGE``; a clause on the topic that states a time limit for something else does not
         answer "要几天"). English and follow-up questions, whose words are translated or elided, and date
         questions (a plan states its year once per paragraph: "到2028年，…") need it anywhere in a clause.
         """
@@ -315,11 +319,11 @@ class AnswerabilityGate:
                 or states(query.kind, evidence[0].clause.text)):
             return any(states(query.kind, h.clause.text) for h in evidence)
         terms = query.topic_terms or query.terms
-        self.weights(terms)  # fills the document frequencies
-        known = [t for t in terms if self._df.get(t, 0) > 0 and not t.isdigit()]
+        weights = self.weights(terms)  # also fills the document frequencies
+        known = {t: w for t, w in weights.items() if self._df.get(t, 0) > 0 and not t.isdigit()}
         if not known:
             return any(states(query.kind, h.clause.text) for h in evidence)
-        return any(states(query.kind, sentence) and any(t in sentence for t in known)
+        return any(states(query.kind, sentence) and coverage(known, sentence) >= KIND_SENTENCE_MIN_COVERAGE
                    for h in evidence for sentence in _SENTENCE.findall(h.clause.text.lower()))
 
     def _mentions_place(self, place: str, clause: Clause, snap: IndexSnapshot) -> bool:
