@@ -330,6 +330,24 @@ def mcp() -> None:
     create_server(assistant).run("stdio")
 
 
+feedback_app = typer.Typer(add_completion=False, no_args_is_help=True,
+                           help="Feedback (👍/👎) given on answers in the web page or through POST /api/feedback.")
+app.add_typer(feedback_app, name="feedback")
+
+
+@feedback_app.command("export")
+def feedback_export(out: Path = typer.Option(Path("feedback-cases.jsonl"), help="Eval-format JSONL for the 👍 rows."),
+                    review: Path | None = typer.Option(None, help="JSONL for the 👎 rows to review "
+                                                                  "(default: OUT with .review.jsonl).")) -> None:
+    """Write the feedback as eval cases: 👍 rows load with the eval loader, 👎 rows go to a review file."""
+    from ui.feedback import FeedbackStore, review_path
+
+    store = _run(lambda: FeedbackStore.for_settings(Settings()))
+    review = review or review_path(out)
+    cases, todo = _run(lambda: store.export_jsonl(out, review))
+    typer.echo(f"{cases} test cases (👍) → {out}; {todo} for review (👎, no gold yet) → {review}")
+
+
 def _add_eval() -> None:
     """``policy-assistant eval …`` (see :mod:`eval.cli`); absent when the eval package is not installed."""
     try:

@@ -124,6 +124,40 @@ class AskIn(BaseModel):
         description="Earlier turns as [question, answer] pairs, oldest first.")
 
 
+class CitationRef(BaseModel):
+    """A citation as a client sends it back (feedback, export): the clause id, optionally its label and quote."""
+
+    clause_id: str = Field(..., max_length=500)
+    label: str = Field("", max_length=200)
+    quote: str = Field("", max_length=5000)
+
+
+class FeedbackIn(BaseModel):
+    question: str = Field(..., examples=["市服开办设在哪里？"])
+    answer: str = Field("", max_length=50000, description="The answer text the verdict is about.")
+    citations: list[CitationRef] = Field(default_factory=list, max_length=50)
+    verdict: str = Field(..., description="up (👍) or down (👎)", examples=["up"])
+    comment: str = Field("", description="Optional; at most 2000 characters.")
+    history: list[tuple[str, str]] = Field(default_factory=list, max_length=MAX_HISTORY_TURNS)
+    refused: bool | None = Field(None, description="Whether the answer was a refusal (default: no citations).")
+
+
+class FeedbackOut(BaseModel):
+    id: int
+    verdict: str
+
+
+class ExportIn(BaseModel):
+    question: str = Field(..., examples=["市服开办设在哪里？"])
+    history: list[tuple[str, str]] = Field(default_factory=list, max_length=MAX_HISTORY_TURNS)
+    answer: str | None = Field(
+        None, max_length=50000,
+        description="The answer to export as shown to the user; omitted: the question is answered now.")
+    citations: list[CitationRef] = Field(
+        default_factory=list, max_length=50,
+        description="With ``answer``: the clauses it cites; each clause's text is read from the corpus.")
+
+
 class DeleteOut(BaseModel):
     doc_id: str
     deleted: bool = True

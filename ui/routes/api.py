@@ -10,11 +10,12 @@ from collections.abc import AsyncIterator, Iterator
 from importlib import metadata
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, File, Form, HTTPException, UploadFile
+from fastapi import APIRouter, Depends, File, Form, HTTPException, Query, Response, UploadFile
 from fastapi.concurrency import run_in_threadpool
 from sse_starlette.sse import EventSourceResponse
 from starlette.concurrency import iterate_in_threadpool
 
+from assistant.models import Answer, Citation
 from assistant.service import InputError, LoaderError, NotFoundError
 from ui.auth import require_admin
 from ui.deps import Service, Slots
@@ -26,6 +27,9 @@ from ui.schemas import (
     DocumentDetailOut,
     DocumentOut,
     ErrorOut,
+    ExportIn,
+    FeedbackIn,
+    FeedbackOut,
     HealthOut,
     SearchIn,
     SearchOut,
@@ -160,6 +164,64 @@ async def upload(service: Service, file: Annotated[UploadFile, File(description=
 def delete(doc_id: str, service: Service) -> DeleteOut:
     service.delete_document(doc_id)
     return DeleteOut(doc_id=doc_id)
+
+
+@router.post("/feedback", response_model=FeedbackOut, status_code=201, responses=ERRORS, tags=["feedback"],
+             description="A verdict (`up` 👍 / `down` 👎) and an optional comment on an answer, stored in SQLite "
+                         "under the data dir; `policy-assistant feedback export` turns them into eval cases.")
+def feedback(body: FeedbackIn, service: Service) -> FeedbackOut:
+    from ui.feedback import MAX_COMMENT_CHARS, VERDICTS, FeedbackStore
+
+    question = service.check_text(body.question, "question")
+    if body.verdict not in VERDICTS:
+        raise HTTPException(400, "verdict must be 'up' or 'down'")
+    if len(body.comment) > MAX_COMMENT_CHARS:
+        raise HTTPException(400, f"comment is {len(body.comment)} characters; the limit is {MAX_COMMENT_CHARS}")
+    store = FeedbackStore.for_settings(service.settings)
+    fid = store.add(question, body.answer, [c.model_dump() for c in body.citations], body.verdict, body.comment,
+                    list(body.history), refused=body.refused)
+    return FeedbackOut(id=fid, verdict=body.verdict)
+
+
+def _quoted(quote: str, text: str) -> str:
+    """The client's quote when every fragment of it is in the clause, else the whole clause."""
+    parts = [p.strip() for p in quote.replace("...", "…").split("…") if p.strip()]
+    return quote if parts and all(p in text for p in parts) else text
+
+
+@router.post("/export", responses={**ERRORS, 200: {"content": {"text/markdown": {}, "application/vnd.openxmlformats-"
+                                                                "officedocument.wordprocessingml.document": {}},
+                                                    "description": "The document, as an attachment"}},
+             response_class=Response, tags=["read"],
+             description="An answer with its quoted clauses and full citations (official citation form) as "
+                         "Markdown (`format=md`) or Word (`format=docx`). Send `{question, history}` to answer "
+                         "now, or also `answer` and `citations` (clause ids, quotes) to export an answer already "
+                         "shown; each cited clause's text, title and path are then read from the corpus.")
+def export(body: ExportIn, service: Service, slots: Slots,
+           format: Annotated[str, Query(description="md or docx")] = "md") -> Response:
+    from ui.export import MEDIA_TYPES, answer_to_docx, answer_to_markdown, export_filename
+
+    if format not in MEDIA_TYPES:
+        raise HTTPException(400, "format must be md or docx")
+    question = service.check_text(body.question, "question")
+    history = list(body.history)
+    if body.answer is None:
+        with slots.take():
+            answer = service.ask(question, history)
+    else:
+        cites = []
+        for ref in body.citations:
+            clause = service.clause(ref.clause_id).clause  # unknown id: 404
+            cites.append(Citation.of(clause, quote=_quoted(ref.quote, clause.text)))
+        answer = Answer(question=question, standalone_question=question, answer=body.answer, citations=cites,
+                        refused=not cites)
+    if format == "md":
+        content: bytes = answer_to_markdown(answer, history).encode("utf-8")
+    else:
+        content = answer_to_docx(answer, history)
+    name = export_filename(format)
+    return Response(content, media_type=MEDIA_TYPES[format],
+                    headers={"Content-Disposition": f'attachment; filename="{name}"'})
 
 
 @router.api_route("/{rest:path}", methods=["GET", "POST", "PUT", "PATCH", "DELETE"], include_in_schema=False)
