@@ -45,8 +45,9 @@ META_WORDS = frozenset({"任务", "举措", "措施", "方案", "政策", "条�
 # Order matters: the first kind whose pattern matches wins.
 _KINDS: list[tuple[AnswerKind, re.Pattern[str]]] = [
     ("contact", re.compile(r"电话(是|号码|多少|呢)|电话和|和电话|地址|电话号码|联系方式|联系人|联系电话|咨询电话|热线|邮箱|电子邮件|网址|官网|网站|"
-                           r"办公地址|详细地址|门牌|办公时间|上班时间|\b(phone|contact|e-?mail|hotline|website|office hours|"
-                           r"street address|mailing address)\b", re.I)),
+                           r"办公地址|详细地址|门牌|办公时间|上班时间|对接人|(几点|什么时候|啥时候)(上班|下班|开门|关门|办公)|"
+                           r"周末(上班|办公|开门)|\b(phone|contact|e-?mail|hotline|website|office hours|opening hours|"
+                           r"street address|mailing address|reach (them|him|her|the office|someone))\b", re.I)),
     ("materials", re.compile(r"(准备|提交|提供|交|带|递交|报送)(哪些|什么|啥|些什么)?(材料|文件|证件|资料)|(什么|哪些|啥)(材料|证件)|"
                              r"材料清单|申请表|\b(what documents|which documents|paperwork|materials|documents (do|should|must) "
                              r"(i|we))\b", re.I)),
