@@ -211,11 +211,12 @@ class AnswerabilityGate:
                     else f"语料中没有提到“{claimed[0]}”。")
             return Verdict(outcome="refuse", features=feats, probability=0.0, constraint="quantity-claim",
                            caveat=note, reasons=[f"the question states {claimed[0]}, which no top clause states"])
-        if query.kind in KINDS_WITH_EVIDENCE and not self._kind_stated(query, evidence):
-            note = (f"The closest clauses state no {_KIND_EN[query.kind]}." if query.lang == "en"
-                    else f"最接近的条款没有写明所问的{_KIND_ZH[query.kind]}。")
-            return Verdict(outcome="refuse", features=feats, probability=0.0, constraint=f"kind:{query.kind}",
-                           caveat=note, reasons=[f"no top clause states the {query.kind} asked for"])
+        for kind in query.kinds or [query.kind]:
+            if kind in KINDS_WITH_EVIDENCE and not self._kind_stated(query, kind, evidence):
+                note = (f"The closest clauses state no {_KIND_EN[kind]}." if query.lang == "en"
+                        else f"最接近的条款没有写明所问的{_KIND_ZH[kind]}。")
+                return Verdict(outcome="refuse", features=feats, probability=0.0, constraint=f"kind:{kind}",
+                               caveat=note, reasons=[f"no top clause states the {kind} asked for"])
         if (query.lang == "zh" and not query.is_followup and query.topic_terms and feats["cov_best"] == 0.0
                 and feats["unknown_mass"] >= 1.0):
             return Verdict(outcome="refuse", features=feats, probability=0.0, constraint="off-corpus",
@@ -305,7 +306,7 @@ class AnswerabilityGate:
                     return True
         return False
 
-    def _kind_stated(self, query: Query, evidence: list[Hit]) -> bool:
+    def _kind_stated(self, query: Query, kind: str, evidence: list[Hit]) -> bool:
         """Does an evidence clause state what the question's answer kind asks for?
 
         The best clause may state it anywhere: it is the closest match to the whole question ("多久必须修好"
@@ -315,15 +316,15 @@ class AnswerabilityGate:
         answer "要几天"). English and follow-up questions, whose words are translated or elided, and date
         questions (a plan states its year once per paragraph: "到2028年，…") need it anywhere in a clause.
         """
-        if (query.lang != "zh" or query.is_followup or query.kind == "date"
-                or states(query.kind, evidence[0].clause.text)):
-            return any(states(query.kind, h.clause.text) for h in evidence)
+        if (query.lang != "zh" or query.is_followup or kind == "date"
+                or states(kind, evidence[0].clause.text)):
+            return any(states(kind, h.clause.text) for h in evidence)
         terms = query.topic_terms or query.terms
         weights = self.weights(terms)  # also fills the document frequencies
         known = {t: w for t, w in weights.items() if self._df.get(t, 0) > 0 and not t.isdigit()}
         if not known:
-            return any(states(query.kind, h.clause.text) for h in evidence)
-        return any(states(query.kind, sentence) and coverage(known, sentence) >= KIND_SENTENCE_MIN_COVERAGE
+            return any(states(kind, h.clause.text) for h in evidence)
+        return any(states(kind, sentence) and coverage(known, sentence) >= KIND_SENTENCE_MIN_COVERAGE
                    for h in evidence for sentence in _SENTENCE.findall(h.clause.text.lower()))
 
     def _mentions_place(self, place: str, clause: Clause, snap: IndexSnapshot) -> bool:

@@ -48,7 +48,7 @@ _KINDS: list[tuple[AnswerKind, re.Pattern[str]]] = [
                            r"办公地址|详细地址|门牌|办公时间|上班时间|对接人|(几点|什么时候|啥时候)(上班|下班|开门|关门|办公)|"
                            r"周末(上班|办公|开门)|\b(phone|contact|e-?mail|hotline|website|office hours|opening hours|"
                            r"street address|mailing address|reach (them|him|her|the office|someone))\b", re.I)),
-    ("materials", re.compile(r"(准备|提交|提供|交|带|递交|报送)(哪些|什么|啥|些什么)?(材料|文件|证件|资料)|(什么|哪些|啥)(材料|证件)|"
+    ("materials", re.compile(r"(准备|提交|提供|交|带|递交|报送)(哪些|什么|啥|些什么)?(材料|文件|证件|资料)|(什么|哪些|啥)(材料|证件)|材料(有|是|包括)?(哪些|什么|啥)|"
                              r"材料清单|申请表|\b(what documents|which documents|paperwork|materials|documents (do|should|must) "
                              r"(i|we))\b", re.I)),
     ("rate", re.compile(r"比例|比重|占比|百分之|百分比|税率|费率|利率|增长率|增速|增长多少|几成|"
@@ -132,6 +132,8 @@ class Query(BaseModel):
     articles: list[int] = Field(default_factory=list)
     years: list[int] = Field(default_factory=list)
     kind: AnswerKind = "fact"
+    #: Every kind the question's parts ask for (``kind`` first); each needs evidence that states it.
+    kinds: list[AnswerKind] = Field(default_factory=list)
     off_task: bool = False
 
     @property
@@ -168,6 +170,19 @@ def answer_kind(text: str) -> AnswerKind:
         if pattern.search(text):
             return kind
     return "fact"
+
+
+_PARTS = re.compile(r"[^？?；;]+[？?；;]?")
+
+
+def answer_kinds(text: str) -> list[AnswerKind]:
+    """The kinds asked by each part of a question with several ("要交什么材料？啥时候截止？").
+
+    >>> answer_kinds("QFLP试点申报要交什么材料？啥时候截止？"), answer_kinds("外资能开诊所吗？")
+    (['materials', 'deadline'], ['yes-no'])
+    """
+    kinds = [answer_kind(part) for part in _PARTS.findall(text) if part.strip(" ？?；;")]
+    return list(dict.fromkeys(kinds)) or [answer_kind(text)]
 
 
 def article_numbers(text: str) -> list[int]:
@@ -280,4 +295,5 @@ class QueryAnalyzer:
                      documents=documents, contents_of=[n for n in contents_asked(text) if n not in documents],
                      wenhao=wenhao, articles=article_numbers(text),
                      years=list(dict.fromkeys(years)), kind=kind,
+                     kinds=list(dict.fromkeys([kind, *(answer_kinds(core) if not condensed.is_followup else [])])),
                      off_task=not condensed.is_followup and is_off_task(text))
