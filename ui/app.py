@@ -1,5 +1,6 @@
-"""The Gradio chat page: streamed multi-turn answers, a clause viewer for every citation, a document
-browser and an admin tab.
+"""The Gradio chat page: streamed multi-turn answers, a clause viewer for every citation, feedback (👍/👎 and a
+comment) and export (.md/.docx, citations in official form) of the last answer, a document browser, an
+evaluation tab (评测: run a dataset, see and download the report, compare runs) and an admin tab.
 
 It is mounted at ``/`` by :func:`ui.server.create_app`; the clause viewer reads ``/api/clauses/{id}``
 from the same server. Offline: system fonts only, no CDN.
@@ -8,6 +9,7 @@ from the same server. Offline: system fonts only, no CDN.
 from __future__ import annotations
 
 import os
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,6 +20,9 @@ import gradio as gr  # noqa: E402
 
 from assistant.service import InputError, LoaderError, NotFoundError, PolicyAssistant  # noqa: E402
 from ui.auth import admin_tokens, token_problem  # noqa: E402
+from ui.export import answer_to_docx, answer_to_markdown, export_filename  # noqa: E402
+from ui.feedback import MAX_COMMENT_CHARS, FeedbackStore  # noqa: E402
+from ui.official import citation_official  # noqa: E402
 from ui.render import answer_html, browser_html, error_html, esc, streaming_html  # noqa: E402
 from ui.uploads import UploadRejected, check_upload  # noqa: E402
 
@@ -79,6 +84,10 @@ UI_CSS = """
 .pa-badge-old { background: #fde7e5; color: #9b1c13; }
 .pa-badge-ok { background: #e3f4e8; color: #1d6b34; }
 .pa-badge-na { background: #eceff1; color: #455a64; }
+.pa-eval-fail { border: 1px solid var(--border-color-primary); border-radius: 6px; padding: .3rem .6rem; margin: .3rem 0; }
+.pa-eval-fail summary { cursor: pointer; }
+.pa-eval-answer { white-space: pre-wrap; font-size: .92em; background: var(--background-fill-secondary);
+                  padding: .3rem .5rem; border-radius: 4px; }
 #pa-viewer-backdrop { position: fixed; inset: 0; background: rgba(0,0,0,.35); z-index: 1000; display: none; }
 #pa-viewer { position: fixed; top: 6vh; left: 50%; transform: translateX(-50%); width: min(760px, 94vw);
              max-height: 86vh; overflow: auto; background: #fff; color: #1f1f1f; z-index: 1001; display: none;
@@ -187,9 +196,167 @@ def _check_token(assistant: PolicyAssistant, token: str | None) -> str | None:
     return None if problem is None else _TOKEN_MESSAGES[problem]
 
 
+def _eval_available() -> bool:
+    """The 评测 tab needs the eval package (imported lazily: eval never imports ui)."""
+    from ui.evaluation import available
+
+    return available()
+
+
 def _example_text(evt: gr.SelectData) -> str:
     value = evt.value
     return str(value.get("text", "")) if isinstance(value, dict) else str(value or "")
+
+
+def official_citations_text(answer: Any) -> str:
+    """One line per cited clause (or nearest clause of a refusal) in the form used in official writing."""
+    cites = list(answer.citations) or list(answer.nearest)
+    return "\n".join(dict.fromkeys(citation_official(c) for c in cites))
+
+
+def write_exports(last: dict[str, Any]) -> tuple[Path, Path]:
+    """The last answer as .md and .docx files in a new temp folder (Gradio serves files from the temp dir)."""
+    folder = Path(tempfile.mkdtemp(prefix="pa-export-"))
+    answer, history = last["answer"], last["history"]
+    md = folder / export_filename("md")
+    md.write_text(answer_to_markdown(answer, history), encoding="utf-8")
+    docx = folder / export_filename("docx")
+    docx.write_bytes(answer_to_docx(answer, history))
+    return md, docx
+
+
+def save_feedback(assistant: PolicyAssistant, verdict: str, comment: str, last: dict[str, Any] | None) -> str:
+    """Store a verdict on the last answer; the message to show."""
+    if not last:
+        return "还没有可以评价的回答。"
+    comment = (comment or "").strip()
+    if len(comment) > MAX_COMMENT_CHARS:
+        return f"❌ 意见太长（{len(comment)} 字），上限 {MAX_COMMENT_CHARS} 字。"
+    answer = last["answer"]
+    fid = FeedbackStore.for_settings(assistant.settings).add(
+        last["question"], answer.answer, answer.citations, verdict, comment, last["history"], refused=answer.refused)
+    return f"✅ 已记录{'👍' if verdict == 'up' else '👎'}（第 {fid} 条反馈），谢谢。"
+
+
+_EVAL_INTRO = """用评测数据集检验检索、引用与拒答（与命令 `policy-assistant eval` 同一流程）。数据集为 JSONL，每行一个问题，
+字段见 `eval/dataset.py`：`id`、`question`、`gold_quotes` 或 `gold_clause_ids`（可回答的问题至少一个）、`must_refuse`、
+`type`、`lang`（zh/en）、`register`、`history`。开发集 118 题约需一两分钟。"""
+
+
+def _table(headers: list[str], rows: list[list[str]]) -> dict[str, Any]:
+    return {"headers": headers, "data": rows or [["-"] * len(headers)]}
+
+
+def build_eval_tab(assistant: PolicyAssistant) -> tuple[Any, list[Any]]:
+    """The 评测 tab (inside a ``gr.Tabs``): pick or upload a dataset, run it with a progress bar, read and
+    download the report, compare two runs. The work is :mod:`ui.evaluation` (eval's runner and report)."""
+    from ui import evaluation as ev
+
+    root = ev.runs_dir(assistant.settings)
+    upload_label = "上传 JSONL 文件" + ("" if assistant.settings.admin_token else "（需服务器设置 ADMIN_TOKEN）")
+
+    def run_choices() -> list[tuple[str, str]]:
+        return ev.list_runs(root)
+
+    def pick(source: str) -> tuple[Any, Any]:
+        return gr.update(visible=source == "upload"), gr.update(visible=source == "paste")
+
+    def items_of(source: str, file: str | None, text: str, limit: float | None) -> tuple[list[Any], str]:
+        items, name = ev.load_items(source, file, text)
+        n = int(limit or 0)
+        return (items[:n] if n > 0 else items), name
+
+    def problems_md(problem: ev.DatasetProblem) -> str:
+        lines = "\n".join(f"- `{e}`" for e in problem.errors)
+        more = f"\n\n（只列出前 {ev.MAX_ERRORS} 个）" if len(problem.errors) >= ev.MAX_ERRORS else ""
+        return f"❌ 数据集有误（行号从 1 开始）：\n\n{lines}{more}"
+
+    def check(source: str, file: str | None, text: str, limit: float | None) -> str:
+        try:
+            items, name = items_of(source, file, text, limit)
+        except ev.DatasetProblem as problem:
+            return problems_md(problem)
+        missing = ev.gold_problems(assistant, items)
+        answerable = sum(1 for i in items if not i.must_refuse)
+        out = f"✅ {name}：{len(items)} 题（{answerable} 题可回答，{len(items) - answerable} 题须拒答），格式正确。"
+        if missing:
+            out += f"\n\n⚠️ {len(missing)} 个标准答案在语料中找不到（这些题无法得分）：\n\n" + \
+                "\n".join(f"- `{m}`" for m in missing[:ev.MAX_ERRORS])
+        return out
+
+    def run(source: str, file: str | None, text: str, limit: float | None,
+            progress: gr.Progress = gr.Progress()) -> tuple[Any, ...]:
+        keep = (gr.update(),) * 9
+        try:
+            items, name = items_of(source, file, text, limit)
+        except ev.DatasetProblem as problem:
+            return (problems_md(problem), *keep)
+        progress((0, len(items)), desc="评测中")
+        result = ev.run_dataset(assistant, items, name, root,
+                                progress=lambda n, total: progress((n, total), desc="评测中", unit="题"))
+        report = result.report
+        m = report["metrics"]
+        status = (f"✅ 完成：{name}，{m['n']} 题，用时 {report['config'].get('wall_time_s')} 秒；"
+                  f"{sum(1 for r in report['results'] if r['failures'])} 题未通过。结果保存在 `{result.folder}`。")
+        if report.get("gold_problems"):
+            status += f"\n\n⚠️ {len(report['gold_problems'])} 个标准答案在语料中找不到。"
+        choices = run_choices()
+        return (status, _table(["metric", "value"], ev.headline_rows(report)),
+                _table(*ev.breakdown_rows(report, "by_type")), _table(*ev.breakdown_rows(report, "by_register")),
+                _table(*ev.breakdown_rows(report, "by_lang")), [str(c) for c in result.charts],
+                ev.failures_html(report), gr.update(value=str(result.md_path), interactive=True),
+                gr.update(value=str(result.json_path), interactive=True),
+                gr.update(choices=choices, value=str(result.folder)))
+
+    def compare(a: str | None, b: str | None) -> str:
+        if not a or not b:
+            return "请选择两次运行。"
+        try:
+            return ev.compare_runs(a, b)
+        except (OSError, ValueError, KeyError) as exc:
+            return f"❌ 无法读取报告：{exc}"
+
+    with gr.Tab("评测", id="eval"):
+        gr.Markdown(_EVAL_INTRO)
+        with gr.Row():
+            source = gr.Radio([("开发集 dev.jsonl（118 题）", "dev"), (upload_label, "upload"), ("粘贴 JSONL", "paste")],
+                              value="dev", label="数据集", elem_id="pa-eval-source", scale=3)
+            limit = gr.Number(label="只运行前 N 题（0 = 全部）", value=0, precision=0, minimum=0,
+                              elem_id="pa-eval-limit", scale=1)
+        file = gr.File(label="JSONL 数据集", file_types=[".jsonl"], type="filepath", visible=False,
+                       elem_id="pa-eval-file")
+        text = gr.Textbox(label="JSONL（每行一个问题）", lines=6, visible=False, elem_id="pa-eval-text",
+                          placeholder='{"id": "q1", "question": "市服开办设在哪里？", "gold_quotes": ["设在市商务局"]}')
+        with gr.Row():
+            check_btn = gr.Button("校验数据集", elem_id="pa-eval-check")
+            run_btn = gr.Button("运行评测", variant="primary", elem_id="pa-eval-run")
+        status = gr.Markdown(elem_id="pa-eval-status")
+        headline = gr.Dataframe(label="总体指标", interactive=False, elem_id="pa-eval-headline")
+        with gr.Row():
+            by_type = gr.Dataframe(label="按题型", interactive=False, elem_id="pa-eval-by-type")
+            by_register = gr.Dataframe(label="按语体", interactive=False, elem_id="pa-eval-by-register")
+        by_lang = gr.Dataframe(label="按语言", interactive=False, elem_id="pa-eval-by-lang")
+        charts = gr.Gallery(label="图表", columns=2, height=320, elem_id="pa-eval-charts")
+        with gr.Row():
+            dl_md = gr.DownloadButton("下载 report.md", interactive=False, elem_id="pa-eval-dl-md")
+            dl_json = gr.DownloadButton("下载 report.json", interactive=False, elem_id="pa-eval-dl-json")
+        gr.Markdown("#### 未通过的问题（原因、回答与标准答案）")
+        failed = gr.HTML(elem_id="pa-eval-failures")
+        gr.Markdown("#### 对比两次运行")
+        with gr.Row():
+            run_a = gr.Dropdown(label="运行 A", choices=run_choices(), elem_id="pa-eval-a")
+            run_b = gr.Dropdown(label="运行 B", choices=run_choices(), elem_id="pa-eval-b")
+            compare_btn = gr.Button("对比", elem_id="pa-eval-compare")
+        comparison = gr.Markdown(elem_id="pa-eval-comparison")
+
+    source.change(pick, source, [file, text], api_visibility="private")
+    inputs = [source, file, text, limit]
+    check_btn.click(check, inputs, status, api_visibility="private")
+    run_btn.click(run, inputs, [status, headline, by_type, by_register, by_lang, charts, failed, dl_md, dl_json, run_b],
+                  api_visibility="private", concurrency_limit=1).then(
+        lambda: gr.update(choices=run_choices()), None, run_a, api_visibility="private")
+    compare_btn.click(compare, [run_a, run_b], comparison, api_visibility="private")
+    return (lambda: (gr.update(choices=run_choices()), gr.update(choices=run_choices()))), [run_a, run_b]
 
 
 def build_ui(assistant: PolicyAssistant) -> gr.Blocks:
@@ -207,30 +374,49 @@ def build_ui(assistant: PolicyAssistant) -> gr.Blocks:
     def doc_choices() -> list[tuple[str, str]]:
         return [(f"{d.meta.title}（{d.meta.doc_id}）", d.meta.doc_id) for d in assistant.documents()]
 
-    def respond(message: str, chat: list[dict[str, Any]], history: History) -> Iterator[tuple[Any, ...]]:
+    def respond(message: str, chat: list[dict[str, Any]], history: History,
+                last: dict[str, Any] | None) -> Iterator[tuple[Any, ...]]:
         message = (message or "").strip()
         chat = list(chat or [])
         history = list(history or [])
         if not message:
-            yield gr.update(), chat, history
+            yield gr.update(), chat, history, last
             return
+        before = [list(t) for t in history]
+        last = None
         chat.append({"role": "user", "content": esc(message)})
         chat.append({"role": "assistant", "content": streaming_html("")})
-        yield "", chat, history
+        yield "", chat, history, last
         text = ""
         try:
             for event in assistant.ask_stream(message, [(q, a) for q, a in history]):
                 if event["type"] == "token":
                     text += event["text"]
                     chat[-1] = {"role": "assistant", "content": streaming_html(text)}
-                    yield "", chat, history
+                    yield "", chat, history, last
                 elif event["type"] == "answer":
                     answer = event["answer"]
                     chat[-1] = {"role": "assistant", "content": answer_html(answer)}
                     history.append([message, answer.answer])
+                    last = {"question": message, "history": before, "answer": answer}
         except (InputError, ValueError) as exc:
             chat[-1] = {"role": "assistant", "content": error_html(f"无法回答：{exc}")}
-        yield "", chat, history
+        yield "", chat, history, last
+
+    def answer_tools(last: dict[str, Any] | None) -> tuple[Any, ...]:
+        """Downloads, official citations and a fresh feedback line for the last answer."""
+        if not last:
+            return (gr.update(value=None, interactive=False), gr.update(value=None, interactive=False),
+                    gr.update(value=""), "")
+        md, docx = write_exports(last)
+        return (gr.update(value=str(md), interactive=True), gr.update(value=str(docx), interactive=True),
+                gr.update(value=official_citations_text(last["answer"])), "")
+
+    def vote(verdict: str) -> Any:
+        def handler(comment: str, last: dict[str, Any] | None) -> tuple[str, Any]:
+            message = save_feedback(assistant, verdict, comment, last)
+            return message, (gr.update(value="") if message.startswith("✅") else gr.update())
+        return handler
 
     def upload(token: str, path: str | None, doc_id: str, title: str, status: str, issuer: str, date: str,
                wenhao: str) -> tuple[str, Any, Any]:
@@ -282,10 +468,26 @@ def build_ui(assistant: PolicyAssistant) -> gr.Blocks:
                                      placeholder="输入问题，例如：外国医生能在福州开诊所吗？（Enter 发送）")
                     send = gr.Button("发送", variant="primary", elem_id="pa-send", scale=1, min_width=80)
                     clear = gr.Button("新对话", elem_id="pa-clear", scale=1, min_width=80)
+                last = gr.State(None)
+                with gr.Row(elem_id="pa-answer-tools", equal_height=True):
+                    fb_up = gr.Button("👍 有用", elem_id="pa-fb-up", size="sm", scale=1, min_width=70)
+                    fb_down = gr.Button("👎 有问题", elem_id="pa-fb-down", size="sm", scale=1, min_width=70)
+                    fb_comment = gr.Textbox(elem_id="pa-fb-comment", show_label=False, scale=5, max_lines=2,
+                                            max_length=MAX_COMMENT_CHARS,
+                                            placeholder="对上一条回答的意见（可选），再点 👍 或 👎 提交")
+                    dl_md = gr.DownloadButton("下载 .md", elem_id="pa-dl-md", size="sm", interactive=False, scale=1,
+                                              min_width=80)
+                    dl_docx = gr.DownloadButton("下载 .docx", elem_id="pa-dl-docx", size="sm", interactive=False,
+                                                scale=1, min_width=80)
+                fb_status = gr.Markdown(elem_id="pa-fb-status")
+                cites = gr.Textbox(label="引文（公文格式，每行一条，点右上角复制）", elem_id="pa-cites", lines=2,
+                                   max_lines=8, interactive=False, buttons=["copy"],
+                                   placeholder="回答后在此列出所引条款的公文引用格式")
             with gr.Tab("文件浏览", id="browse"):
                 gr.Markdown("点击条款查看全文。状态：**征求意见稿**＝尚未定稿；**非最新修订**＝所收文本不是最新版本。")
                 refresh = gr.Button("刷新", size="sm")
                 tree = gr.HTML(browser, elem_id="pa-browser")
+            eval_refresh = build_eval_tab(assistant) if _eval_available() else None
             with gr.Tab("管理", id="admin"):
                 gr.Markdown("上传或删除文件会改变检索语料，需要管理员令牌（服务器环境变量 `ADMIN_TOKEN`）。")
                 token = gr.Textbox(label="管理员令牌", type="password", elem_id="pa-token")
@@ -308,15 +510,23 @@ def build_ui(assistant: PolicyAssistant) -> gr.Blocks:
                         rm = gr.Button("删除", variant="stop", elem_id="pa-delete")
                 result = gr.Markdown(elem_id="pa-admin-result")
 
-        submit: dict[str, Any] = {"fn": respond, "inputs": [box, chatbot, history], "outputs": [box, chatbot, history],
-                  "api_visibility": "private", "concurrency_limit": 4}
-        box.submit(**submit)
-        send.click(**submit)
-        chatbot.example_select(_example_text, None, box, api_visibility="private").then(**submit)
-        clear.click(lambda: ("", [], []), None, [box, chatbot, history], api_visibility="private")
+        submit: dict[str, Any] = {"fn": respond, "inputs": [box, chatbot, history, last],
+                                  "outputs": [box, chatbot, history, last], "api_visibility": "private",
+                                  "concurrency_limit": 4}
+        tools: dict[str, Any] = {"fn": answer_tools, "inputs": [last], "outputs": [dl_md, dl_docx, cites, fb_status],
+                                 "api_visibility": "private"}
+        box.submit(**submit).then(**tools)
+        send.click(**submit).then(**tools)
+        chatbot.example_select(_example_text, None, box, api_visibility="private").then(**submit).then(**tools)
+        clear.click(lambda: ("", [], [], None), None, [box, chatbot, history, last],
+                    api_visibility="private").then(**tools)
+        fb_up.click(vote("up"), [fb_comment, last], [fb_status, fb_comment], api_visibility="private")
+        fb_down.click(vote("down"), [fb_comment, last], [fb_status, fb_comment], api_visibility="private")
         refresh.click(browser, None, tree, api_visibility="private")
         up.click(upload, [token, file, f_doc, f_title, f_status, f_issuer, f_date, f_wenhao], [result, tree, victim],
                  api_visibility="private")
         rm.click(delete, [token, victim], [result, tree, victim], api_visibility="private")
         demo.load(lambda: gr.update(choices=doc_choices()), None, victim, api_visibility="private")
+        if eval_refresh:
+            demo.load(eval_refresh[0], None, eval_refresh[1], api_visibility="private")
     return demo

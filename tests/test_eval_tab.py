@@ -1,0 +1,157 @@
+"""The 评测 tab's work (ui/evaluation.py) on a tiny dataset, and the chat page's feedback/export helpers.
+
+The browser tests (tests/test_browser.py) drive the same widgets in Chromium.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+
+import pytest
+
+from assistant.service import PolicyAssistant
+from eval.dataset import DEV, load_dataset
+from ui import evaluation as ev
+
+TINY = [
+    {"id": "t1", "question": "市服开办设在哪里？", "gold_quotes": ["设在市商务局"], "answer_keywords": ["市商务局"],
+     "type": "fact", "lang": "zh", "register": "colloquial"},
+    {"id": "t2", "question": "厦门的人才补贴标准是多少？", "must_refuse": True, "type": "refuse", "lang": "zh",
+     "refuse_kind": "other-city"},
+    {"id": "t3", "question": "What does the Data Security Law say about exporting important data?",
+     "gold_clause_ids": ["data-security-law/第三十一条"], "type": "law", "lang": "en", "register": "english"},
+]
+
+
+def _jsonl(rows: list[dict]) -> str:
+    return "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
+
+
+def test_load_items_sources(tmp_path: Path) -> None:
+    items, name = ev.load_items("dev")
+    assert name == "eval/datasets/dev.jsonl" and len(items) == len(load_dataset(DEV))
+    f = tmp_path / "mine.jsonl"
+    f.write_text(_jsonl(TINY), encoding="utf-8")
+    items, name = ev.load_items("upload", str(f))
+    assert name == "mine.jsonl" and [i.id for i in items] == ["t1", "t2", "t3"]
+    items, name = ev.load_items("paste", text=_jsonl(TINY[:2]))
+    assert name == "粘贴的数据" and len(items) == 2
+    with pytest.raises(ev.DatasetProblem):
+        ev.load_items("upload", None)
+    with pytest.raises(ev.DatasetProblem):
+        ev.load_items("paste", text="  ")
+
+
+def test_every_bad_line_is_reported_with_its_number(tmp_path: Path) -> None:
+    bad = [TINY[0], {"id": "x", "question": "没有标准答案"}, TINY[1], {"id": "t1", "question": "重复", "must_refuse": True}]
+    text = _jsonl(bad) + "{not json\n" + json.dumps({"id": "y", "question": "q", "must_refuse": True, "lang": "fr"}) + "\n"
+    f = tmp_path / "bad.jsonl"
+    f.write_text(text, encoding="utf-8")
+    with pytest.raises(ev.DatasetProblem) as info:
+        ev.load_items("upload", str(f))
+    errors = info.value.errors
+    assert errors[0].startswith("bad.jsonl:2: ") and "gold" in errors[0]  # eval's loader's own first message
+    assert any(e.startswith("bad.jsonl:4: duplicate id 't1'") for e in errors)
+    assert any(e.startswith("bad.jsonl:5: not JSON") for e in errors)
+    assert any(e.startswith("bad.jsonl:6: lang") for e in errors)
+    assert not any(":1:" in e or ":3:" in e for e in errors)  # good lines are not blamed
+    assert str(tmp_path) not in " ".join(errors)  # the server's temp path is not shown
+    with pytest.raises(ev.DatasetProblem) as pasted:
+        ev.load_items("paste", text=text)
+    assert pasted.value.errors[0].startswith("粘贴的数据:2: ")
+
+
+@pytest.fixture()
+def assistant(built_assistant: PolicyAssistant, tmp_path: Path) -> PolicyAssistant:
+    """The shared index, with a data dir of the test's own for runs and feedback."""
+    clone = copy.copy(built_assistant)
+    clone.settings = built_assistant.settings.model_copy(update={"data_dir": tmp_path})
+    return clone
+
+
+@pytest.mark.model
+def test_run_report_downloads_and_compare(built_assistant: PolicyAssistant, tmp_path: Path) -> None:
+    items = load_dataset(_write(tmp_path / "tiny.jsonl", TINY))
+    assert ev.gold_problems(built_assistant, items) == []
+    seen: list[tuple[int, int]] = []
+    root = tmp_path / "runs"
+    run = ev.run_dataset(built_assistant, items, "tiny.jsonl", root, progress=lambda n, t: seen.append((n, t)),
+                         charts=True)
+    assert seen == [(1, 3), (2, 3), (3, 3)]
+    report = run.report
+    assert report["dataset"] == "tiny.jsonl" and report["metrics"]["n"] == 3
+    assert report["config"]["backend"] == "in-process" and report["support_agreement"]["n"] > 0
+    assert run.folder.parent == root and run.md_path.read_text(encoding="utf-8").startswith("# Evaluation report")
+    assert json.loads(run.json_path.read_text(encoding="utf-8"))["metrics"] == report["metrics"]
+    assert {p.name for p in run.charts} == {"metrics_by_type.png", "first_gold_rank.png"}
+    head = dict(ev.headline_rows(report))
+    assert head["n"] == "3" and head["refusal_recall"] == "1.000"  # t2 (another city) is refused
+    headers, rows = ev.breakdown_rows(report, "by_lang")
+    assert headers[0] == "group" and sorted(r[0] for r in rows) == ["en", "zh"]
+    assert sorted(r[0] for r in ev.breakdown_rows(report, "by_register")[1]) == ["-", "colloquial", "english"]
+    html = ev.failures_html(report)
+    failed = [r for r in report["results"] if r["failures"]]
+    if failed:  # each failed question shows its answer and its gold
+        assert failed[0]["id"] in html and "标准答案" in html
+    # a second run of one question, then the two side by side
+    run2 = ev.run_dataset(built_assistant, items[:1], "tiny.jsonl", root, charts=False)
+    assert run2.folder != run.folder
+    runs = ev.list_runs(root)
+    assert len(runs) == 2 and all("题" in label for label, _ in runs)
+    md = ev.compare_runs(run.folder, run2.folder)
+    assert md.startswith(f"# {run.folder.name} vs {run2.folder.name}") and "Questions in only one report: t2, t3" in md
+
+
+def test_failures_html_shows_answer_and_gold() -> None:
+    report = {"results": [
+        {"id": "q9", "type": "fact", "lang": "zh", "question": "问<b>", "failures": ["refusal: refused"],
+         "must_refuse": False, "gold_units": ["quote:设在市商务局", "id:fz-plan/五/（一）"], "citations": [],
+         "refused": True, "answer": "现有条款中没有找到依据。"},
+        {"id": "ok", "type": "fact", "lang": "zh", "question": "好", "failures": []}]}
+    html = ev.failures_html(report)
+    assert "q9" in html and "ok</b>" not in html
+    assert "原文 设在市商务局" in html and "条款 fz-plan/五/（一）" in html and "现有条款中没有找到依据" in html
+    assert "问&lt;b&gt;" in html  # escaped
+    assert "没有失败" in ev.failures_html({"results": []})
+
+
+def _write(path: Path, rows: list[dict]) -> Path:
+    path.write_text(_jsonl(rows), encoding="utf-8")
+    return path
+
+
+@pytest.mark.model
+def test_page_has_the_tabs_and_answer_tools(assistant: PolicyAssistant) -> None:
+    from ui.app import build_ui
+
+    demo = build_ui(assistant)
+    config = demo.get_config_file()
+    labels = {c.get("props", {}).get("label") for c in config["components"]}
+    ids = {c.get("props", {}).get("elem_id") for c in config["components"]}
+    assert "评测" in labels and "问答" in labels
+    assert {"pa-fb-up", "pa-fb-down", "pa-fb-comment", "pa-dl-md", "pa-dl-docx", "pa-cites", "pa-eval-run",
+            "pa-eval-source", "pa-eval-file", "pa-eval-text", "pa-eval-compare", "pa-eval-dl-md"} <= ids
+
+
+@pytest.mark.model
+def test_feedback_and_exports_of_the_last_answer(assistant: PolicyAssistant) -> None:
+    from docx import Document
+
+    from ui.app import official_citations_text, save_feedback, write_exports
+    from ui.feedback import FeedbackStore
+
+    answer = assistant.ask("市服开办设在哪里？")
+    last = {"question": "市服开办设在哪里？", "history": [["上一问", "上一答"]], "answer": answer}
+    text = official_citations_text(answer)
+    assert text.splitlines()[0] == "《福州市服务业扩大开放综合试点工作实施方案（征求意见稿）》第五部分第（一）项"
+    md, docx = write_exports(last)
+    assert md.suffix == ".md" and "第五部分第（一）项" in md.read_text(encoding="utf-8")
+    assert any("第五部分第（一）项" in p.text for p in Document(str(docx)).paragraphs)
+    assert save_feedback(assistant, "up", "", None).startswith("还没有")
+    assert save_feedback(assistant, "down", "x" * 3000, last).startswith("❌")
+    assert save_feedback(assistant, "up", " 很好 ", last).startswith("✅")
+    rows = FeedbackStore.for_settings(assistant.settings).all()
+    assert len(rows) == 1 and rows[0].comment == "很好" and rows[0].history == [["上一问", "上一答"]]
+    assert rows[0].citations[0]["clause_id"] == "fz-plan/五/（一）" and rows[0].refused is False
