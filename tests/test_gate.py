@@ -214,3 +214,12 @@ def test_requests_that_are_not_questions_about_the_corpus_are_refused_politely(b
 @pytest.mark.model
 def test_a_writing_request_about_the_corpus_still_reaches_the_clauses(built_assistant) -> None:
     assert not built_assistant.ask("写一段话说明外商投资准入前国民待遇加负面清单管理制度").refused
+
+
+@pytest.mark.model
+def test_every_part_of_a_several_part_question_needs_its_evidence(built_assistant) -> None:
+    a = built_assistant.ask("QFLP试点申报要交什么材料？啥时候截止？")
+    assert a.refused and a.citations == [] and any("materials" in r or "deadline" in r for r in a.gate_reasons)
+    kinds = built_assistant.pipeline.analyzer.run("话费拖着不交，运营商能收多少违约金？拖多久会被停机？").kinds
+    assert set(kinds) == {"quantity", "deadline"}
+    assert built_assistant.ask("话费拖着不交，运营商能收多少违约金？拖多久会被停机？").outcome == "answer"
