@@ -155,3 +155,113 @@ def test_feedback_and_exports_of_the_last_answer(assistant: PolicyAssistant) -> 
     rows = FeedbackStore.for_settings(assistant.settings).all()
     assert len(rows) == 1 and rows[0].comment == "很好" and rows[0].history == [["上一问", "上一答"]]
     assert rows[0].citations[0]["clause_id"] == "fz-plan/五/（一）" and rows[0].refused is False
+
+
+# ------------------------------------------------------------------ in Chromium (Playwright)
+@pytest.fixture(scope="module")
+def chromium():  # type: ignore[no-untyped-def]
+    import os
+    import shutil
+
+    path = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
+    exe = path if Path(path).exists() else shutil.which("chromium")
+    if not exe:
+        pytest.fail(f"chromium not found at {path}: apt-get install -y chromium (make test does this)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=exe, args=["--headless", "--no-sandbox", "--disable-gpu",
+                                                         "--no-first-run", "--disable-dev-shm-usage"])
+        yield b
+        b.close()
+
+
+def _shot(page, name: str, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """A screenshot into $SCREENSHOT_DIR (docs/ when refreshing the README's pictures), else the temp folder."""
+    import os
+
+    folder = Path(os.environ.get("SCREENSHOT_DIR") or tmp_path)
+    folder.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(folder / name), full_page=True)
+    assert (folder / name).stat().st_size > 10_000
+
+
+@pytest.mark.browser
+@pytest.mark.model
+def test_browser_feedback_export_and_eval_tab(assistant: PolicyAssistant, chromium, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from docx import Document
+    from servers import serve
+
+    from ui.feedback import FeedbackStore
+    from ui.server import create_app
+
+    with serve(create_app(assistant)) as url:
+        page = chromium.new_page(viewport={"width": 1366, "height": 900}, locale="zh-CN")
+        page.goto(url + "/", wait_until="domcontentloaded")
+        box = page.locator("#pa-question textarea")
+        box.wait_for(timeout=90_000)
+        assert page.locator("#pa-dl-md").is_disabled()  # nothing to export yet
+        box.fill("市服开办设在哪里？")
+        box.press("Enter")
+        page.locator("#pa-chat .pa-answer:not(.pa-streaming)").last.wait_for(timeout=90_000)
+        # citations in official form, ready to copy
+        cites = page.locator("#pa-cites textarea")
+        page.wait_for_function("() => document.querySelector('#pa-cites textarea').value.includes('第五部分')",
+                               timeout=90_000)
+        assert cites.input_value().splitlines()[0] == \
+            "《福州市服务业扩大开放综合试点工作实施方案（征求意见稿）》第五部分第（一）项"
+        # downloads of the last answer
+        page.locator("#pa-dl-md:not([disabled])").wait_for(timeout=90_000)
+        with page.expect_download() as md_dl:
+            page.locator("#pa-dl-md").click()
+        md = Path(md_dl.value.path()).read_text(encoding="utf-8")
+        assert md_dl.value.suggested_filename.endswith(".md") and "第五部分第（一）项" in md and "设在市商务局" in md
+        with page.expect_download() as docx_dl:
+            page.locator("#pa-dl-docx").click()
+        assert docx_dl.value.suggested_filename.endswith(".docx")
+        assert any("市商务局" in p.text for p in Document(docx_dl.value.path()).paragraphs)
+        # feedback with a comment
+        page.locator("#pa-fb-comment textarea").fill("回答准确")
+        page.locator("#pa-fb-up").click()
+        page.locator("#pa-fb-status").get_by_text("已记录").wait_for(timeout=90_000)
+        assert page.locator("#pa-fb-comment textarea").input_value() == ""
+        _shot(page, "chat-feedback-export.png", tmp_path)
+        page.locator("#pa-fb-down").click()
+        page.locator("#pa-fb-status").get_by_text("第 2 条反馈").wait_for(timeout=90_000)
+        rows = FeedbackStore.for_settings(assistant.settings).all()
+        assert [(r.verdict, r.comment) for r in rows] == [("up", "回答准确"), ("down", "")]
+        assert rows[0].question == "市服开办设在哪里？" and rows[0].citations[0]["clause_id"] == "fz-plan/五/（一）"
+
+        # 评测: a pasted dataset with a bad line is refused with its line number
+        page.get_by_role("tab", name="评测").click()
+        page.get_by_label("粘贴 JSONL").check()
+        text = page.locator("#pa-eval-text textarea")
+        text.wait_for(timeout=90_000)
+        text.fill(_jsonl(TINY) + '{"id": "bad", "question": "没有答案"}\n')
+        page.locator("#pa-eval-check").click()
+        status = page.locator("#pa-eval-status")
+        status.get_by_text("粘贴的数据:4:").wait_for(timeout=90_000)
+        text.fill(_jsonl(TINY))
+        page.locator("#pa-eval-check").click()
+        status.get_by_text("3 题").wait_for(timeout=90_000)
+        page.locator("#pa-eval-run").click()
+        status.get_by_text("完成").wait_for(timeout=180_000)
+        assert "refusal_recall" in page.locator("#pa-eval-headline").inner_text()
+        assert "english" in page.locator("#pa-eval-by-register").inner_text()
+        assert page.locator("#pa-eval-charts img").count() >= 1
+        with page.expect_download() as rep:
+            page.locator("#pa-eval-dl-json").click()
+        assert json.loads(Path(rep.value.path()).read_text(encoding="utf-8"))["metrics"]["n"] == 3
+        _shot(page, "eval-tab.png", tmp_path)
+        # a second run of one question, then compare the two
+        page.locator("#pa-eval-limit input").fill("1")
+        page.locator("#pa-eval-run").click()
+        status.get_by_text("1 题，").wait_for(timeout=180_000)
+        runs = ev.list_runs(ev.runs_dir(assistant.settings))
+        assert len(runs) == 2
+        first_label = runs[1][0]
+        page.locator("#pa-eval-a input").click()
+        page.get_by_role("option", name=first_label).click()
+        page.locator("#pa-eval-compare").click()
+        page.locator("#pa-eval-comparison").get_by_text("Questions in only one report").wait_for(timeout=90_000)
+        page.close()

@@ -297,7 +297,7 @@ def build_eval_tab(assistant: PolicyAssistant) -> tuple[Any, list[Any]]:
         report = result.report
         m = report["metrics"]
         status = (f"✅ 完成：{name}，{m['n']} 题，用时 {report['config'].get('wall_time_s')} 秒；"
-                  f"{sum(1 for r in report['results'] if r['failures'])} 题未通过。结果保存在 `{result.folder}`。")
+                  f"{sum(1 for r in report['results'] if r['failures'])} 题未通过。结果保存在数据目录的 `eval-runs/{result.folder.name}`。")
         if report.get("gold_problems"):
             status += f"\n\n⚠️ {len(report['gold_problems'])} 个标准答案在语料中找不到。"
         choices = run_choices()
@@ -336,7 +336,7 @@ def build_eval_tab(assistant: PolicyAssistant) -> tuple[Any, list[Any]]:
             by_type = gr.Dataframe(label="按题型", interactive=False, elem_id="pa-eval-by-type")
             by_register = gr.Dataframe(label="按语体", interactive=False, elem_id="pa-eval-by-register")
         by_lang = gr.Dataframe(label="按语言", interactive=False, elem_id="pa-eval-by-lang")
-        charts = gr.Gallery(label="图表", columns=2, height=320, elem_id="pa-eval-charts")
+        charts = gr.Gallery(label="图表", columns=2, height=380, object_fit="contain", elem_id="pa-eval-charts")
         with gr.Row():
             dl_md = gr.DownloadButton("下载 report.md", interactive=False, elem_id="pa-eval-dl-md")
             dl_json = gr.DownloadButton("下载 report.json", interactive=False, elem_id="pa-eval-dl-json")
