@@ -266,7 +266,7 @@ class AnswerabilityGate:
                 continue
             return self._cited_or_absent(name, query, snap)
         for name in query.contents_of:  # the items of a list the corpus may only cite ("…目录里有哪些岗位")
-            if self._holds(name, snap):
+            if self._holds(name, snap, strict=True):
                 continue
             return self._cited_or_absent(name, query, snap, shortest=5)
         return None
@@ -293,7 +293,9 @@ class AnswerabilityGate:
                        reasons=[f"{name} is not in the corpus"])
 
     @staticmethod
-    def _holds(name: str, snap: IndexSnapshot) -> bool:
+    def _holds(name: str, snap: IndexSnapshot, strict: bool = False) -> bool:
+        """Does the corpus hold the document ``name``? ``strict``: only a title or alias that is the name or
+        contains it (a list named after a held law, 海南自贸港…负面清单, is not that law)."""
         key = _doc_key(name)
         if len(key) < 2:
             return True
@@ -301,6 +303,10 @@ class AnswerabilityGate:
             names = [d.meta.title, d.meta.short_title, d.meta.title_en, *d.meta.aliases]
             for n in names:
                 k = _doc_key(n)
+                if strict:
+                    if k and key in k:
+                        return True
+                    continue
                 # A short alias (方案) inside a longer title (关于…工作方案) does not make it held.
                 if k and (k == key or (len(k) >= 4 and k in key) or (len(key) >= 3 and key in k)):
                     return True

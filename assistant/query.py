@@ -207,7 +207,7 @@ def article_numbers(text: str) -> list[int]:
 #: A list-like instrument (清单, 目录, 标准合同…) whose items the question asks for.
 _LISTED = re.compile(r"([\u4e00-\u9fffA-Za-z0-9]{2,24}?(?:清单|目录|名录|标准合同|指导原则|指引|细则))"
                      r"(?:里|中|上|内)?面?(?:都|具体|一共|到底|总共)?(?:有|列了?|列明|规定了?|包括|包含|写了?|涉及|限制了?)"
-                     r"了?(?:哪些|哪几|什么|多少|几)")
+                     r"[^。？?]{0,12}?(?:哪些|哪几|什么|多少|几)")
 
 
 def contents_asked(text: str) -> list[str]:
