@@ -240,7 +240,7 @@ def save_feedback(assistant: PolicyAssistant, verdict: str, comment: str, last: 
 
 _EVAL_INTRO = """用评测数据集检验检索、引用与拒答（与命令 `policy-assistant eval` 同一流程）。数据集为 JSONL，每行一个问题，
 字段见 `eval/dataset.py`：`id`、`question`、`gold_quotes` 或 `gold_clause_ids`（可回答的问题至少一个）、`must_refuse`、
-`type`、`lang`（zh/en）、`register`、`history`。开发集 118 题约需一两分钟。"""
+`type`、`lang`（zh/en）、`register`、`history`。开发集 118 题约需半分钟到数分钟（视机器而定）。"""
 
 
 def _table(headers: list[str], rows: list[list[str]]) -> dict[str, Any]:
@@ -336,7 +336,7 @@ def build_eval_tab(assistant: PolicyAssistant) -> tuple[Any, list[Any]]:
             by_type = gr.Dataframe(label="按题型", interactive=False, elem_id="pa-eval-by-type")
             by_register = gr.Dataframe(label="按语体", interactive=False, elem_id="pa-eval-by-register")
         by_lang = gr.Dataframe(label="按语言", interactive=False, elem_id="pa-eval-by-lang")
-        charts = gr.Gallery(label="图表", columns=2, height=380, object_fit="contain", elem_id="pa-eval-charts")
+        charts = gr.Gallery(label="图表", columns=2, height="auto", object_fit="contain", elem_id="pa-eval-charts")
         with gr.Row():
             dl_md = gr.DownloadButton("下载 report.md", interactive=False, elem_id="pa-eval-dl-md")
             dl_json = gr.DownloadButton("下载 report.json", interactive=False, elem_id="pa-eval-dl-json")
