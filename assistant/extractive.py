@@ -35,6 +35,10 @@ _PLAN_INTENT = re.compile(r"方案|任务|举措|措施|试点|福州|榕|市服
 
 _QUOTE_UNIT = re.compile(r"[^。；：\n]*[。；：\n]?")
 
+#: Suffixes that make a class noun of a word (租赁业, 服务类, 外向型); a set question's word that the clauses
+#: do not use with its suffix is matched by its stem.
+_CLASS_SUFFIXES = frozenset("业类型化性")
+
 #: A set answer also lists any of the top hits that contain this share of the question's words.
 SET_TOP_HITS = 3
 SET_HIT_MIN_COVERAGE = 0.3
@@ -152,6 +156,7 @@ class ExtractiveAnswerer:
             top = r.hits[0].score
             return [h.clause for h in r.hits[: self.max_set_items] if h.score >= 0.5 * top]
         pool = [c for c in snap.clauses if (not plan_only or c.doc_id in plan_ids) and c.kind != "item-title"]
+        terms = [self._stem(t, pool) for t in terms]
         weights = self._weights(terms)
         matched = [c for c in pool if all(t in c.text for t in terms)]
         if len(matched) < 2 and len(terms) > 1:
@@ -170,6 +175,15 @@ class ExtractiveAnswerer:
         order = {c.clause_id: i for i, c in enumerate(snap.clauses)}
         matched.sort(key=lambda c: order[c.clause_id])
         return matched[: self.max_set_items]
+
+    @staticmethod
+    def _stem(term: str, pool: list[Clause]) -> str:
+        """A word the clauses use only in its bare form: 租赁业 → 租赁 (the plan speaks of 融资租赁, 租赁企业)."""
+        if len(term) >= 3 and term[-1] in _CLASS_SUFFIXES:
+            stem = term[:-1]
+            if sum(1 for c in pool if term in c.text) < 2 <= sum(1 for c in pool if stem in c.text):
+                return stem
+        return term
 
     def _quote(self, clause: Clause, r: Retrieved) -> str:
         """The part of the clause that matches the question: an exact substring of its text.

@@ -86,3 +86,9 @@ def test_bad_questions(built_assistant: PolicyAssistant):
         built_assistant.ask("问" * 5000)
     with pytest.raises(InputError):
         built_assistant.ask("数据", history=[("only one element",)])  # type: ignore[list-item]
+
+
+def test_a_set_question_word_the_clauses_use_without_its_suffix_matches_by_its_stem(built_assistant: PolicyAssistant):
+    a = built_assistant.ask("方案里跟租赁业有关的举措有哪些？")
+    leasing = [c for c in a.citations if "租赁" in built_assistant.clause(c.clause_id).clause.text]
+    assert not a.refused and len(leasing) >= 3, [c.clause_id for c in a.citations]
