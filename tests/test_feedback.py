@@ -123,3 +123,8 @@ def test_api_feedback(api: tuple[TestClient, Path]) -> None:
     assert [(r.question, r.verdict) for r in rows] == [("市服开办设在哪里？", "up"), ("再问", "down")]
     assert rows[0].citations[0]["clause_id"] == "fz-plan/五/（一）" and rows[0].history == [["上一问", "上一答"]]
     assert rows[0].comment == "有用" and rows[1].refused is True
+    # history is kept within the service's limits (MAX_HISTORY_TURN_CHARS per turn), not stored as sent
+    long_turn = ["早先的问题", "答" * 10_000]
+    assert client.post("/api/feedback", json={**body, "history": [long_turn]}).status_code == 201
+    stored = FeedbackStore(data / "feedback.sqlite3").all()[-1].history
+    assert len(stored) == 1 and len(stored[0][1]) == client.app.state.assistant.settings.max_history_turn_chars

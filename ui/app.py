@@ -326,6 +326,7 @@ def build_eval_tab(assistant: PolicyAssistant) -> tuple[Any, list[Any]]:
         file = gr.File(label="JSONL 数据集", file_types=[".jsonl"], type="filepath", visible=False,
                        elem_id="pa-eval-file")
         text = gr.Textbox(label="JSONL（每行一个问题）", lines=6, visible=False, elem_id="pa-eval-text",
+                          max_length=assistant.settings.max_upload_bytes,
                           placeholder='{"id": "q1", "question": "市服开办设在哪里？", "gold_quotes": ["设在市商务局"]}')
         with gr.Row():
             check_btn = gr.Button("校验数据集", elem_id="pa-eval-check")

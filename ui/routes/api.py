@@ -179,7 +179,7 @@ def feedback(body: FeedbackIn, service: Service) -> FeedbackOut:
         raise HTTPException(400, f"comment is {len(body.comment)} characters; the limit is {MAX_COMMENT_CHARS}")
     store = FeedbackStore.for_settings(service.settings)
     fid = store.add(question, body.answer, [c.model_dump() for c in body.citations], body.verdict, body.comment,
-                    list(body.history), refused=body.refused)
+                    service.clean_history(list(body.history)), refused=body.refused)
     return FeedbackOut(id=fid, verdict=body.verdict)
 
 
@@ -204,7 +204,7 @@ def export(body: ExportIn, service: Service, slots: Slots,
     if format not in MEDIA_TYPES:
         raise HTTPException(400, "format must be md or docx")
     question = service.check_text(body.question, "question")
-    history = list(body.history)
+    history = service.clean_history(list(body.history))  # within the MAX_HISTORY_* limits
     if body.answer is None:
         with slots.take():
             answer = service.ask(question, history)
