@@ -25,7 +25,8 @@ from assistant.citations import render
 from assistant.conversation import Condenser, History
 from assistant.gate import KINDS_WITH_EVIDENCE, states
 from assistant.models import Answer, Citation
-from assistant.pipeline import Pipeline, Retrieved
+from assistant.pipeline import Pipeline, Retrieved, section_clauses
+from assistant.support import longest_common_substring
 from assistant.text import coverage
 from corpus.models import Clause
 
@@ -34,6 +35,8 @@ _SET_QUESTION = re.compile(r"哪些|哪几|有什么|都有什么|列举|列出|
 _PLAN_INTENT = re.compile(r"方案|任务|举措|措施|试点|福州|榕|市服开办|专班|pilot|plan|measure|task|fuzhou", re.IGNORECASE)
 
 _QUOTE_UNIT = re.compile(r"[^。；：\n]*[。；：\n]?")
+
+_HEADING_NUMBER = re.compile(r"^\s*(?:[一二三四五六七八九十]+、|[（(][一二三四五六七八九十]+[)）]|\d+[.、])\s*")
 
 #: Suffixes that make a class noun of a word (租赁业, 服务类, 外向型); a set question's word that the clauses
 #: do not use with its suffix is matched by its stem.
@@ -151,6 +154,9 @@ class ExtractiveAnswerer:
         snap = self.retriever.snapshot
         plan_only = bool(_PLAN_INTENT.search(r.condensed.core))
         plan_ids = {d for d, doc in snap.documents.items() if doc.meta.kind == "plan"}
+        section = self.section_items(r)
+        if section:  # "保障措施包括哪些方面", "第（十四）项列出了哪些事项": the section's own items
+            return section
         if not terms:
             # No usable topic words: the hits that score close to the best one.
             top = r.hits[0].score
@@ -175,6 +181,40 @@ class ExtractiveAnswerer:
         order = {c.clause_id: i for i, c in enumerate(snap.clauses)}
         matched.sort(key=lambda c: order[c.clause_id])
         return matched[: self.max_set_items]
+
+    def section_items(self, r: Retrieved) -> list[Clause]:
+        """The items of a plan section the question names by its heading, else ``[]``.
+
+        A heading names the section when its words (without the numbering) are in the question, or most of
+        them in one run (风险防控与协同监管 for "加强风险防控与协同监管体系建设"); a section named by its
+        number ("第（十四）项", "第四部分") is a direct reference of the pipeline. The items are
+        :func:`~assistant.pipeline.section_clauses`.
+        """
+        question = r.condensed.core
+        snap = self.retriever.snapshot
+        plans = [d for d, doc in snap.documents.items() if doc.meta.kind == "plan"]
+        headings: dict[str, str] = {}
+        for doc_id in plans:
+            for c in snap.of_document(doc_id):
+                ids = c.clause_id.split("/")
+                for level, heading in enumerate(c.path[: len(ids) - 1]):
+                    headings.setdefault("/".join(ids[: level + 2]), heading)
+        best: tuple[int, str] | None = None
+        for prefix, heading in headings.items():
+            title = _HEADING_NUMBER.sub("", heading).rstrip("。.")
+            strength = 0
+            if len(title) >= 4 and title in question:
+                strength = len(title)
+            elif len(title) >= 6:
+                run = longest_common_substring(title, question)
+                strength = run if run >= max(5, 0.6 * len(title)) else 0
+            if strength and (best is None or (strength, len(prefix)) > (best[0], len(best[1]))):
+                best = (strength, prefix)
+        if best is None:
+            return []
+        items = section_clauses(snap.under(best[1]), self.max_set_items, terms=r.query.topic_terms,
+                                rare=self.pipeline.is_rare)
+        return items if len(items) >= 2 else []
 
     @staticmethod
     def _stem(term: str, pool: list[Clause]) -> str:

@@ -177,6 +177,10 @@ class AnswerabilityGate:
                 self._df[t] = sum(1 for text in self._lowered if t in text)
         return idf_weights(terms, self._df, len(snap.clauses))
 
+    def document_frequency(self, term: str) -> int:
+        """How many clauses contain ``term`` (after :meth:`weights` has seen it)."""
+        return self._df.get(term, 0)
+
     # ------------------------------------------------------------------ run
     def run(self, query: Query, hits: list[Hit]) -> Verdict:
         """The verdict for ``query`` given its ranked ``hits``."""

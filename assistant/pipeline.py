@@ -12,6 +12,7 @@ Usage::
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from assistant.conversation import Condensed, History
@@ -30,6 +31,33 @@ _COMMENCEMENT = re.compile(r"自\s*[^。；]{2,30}?起\s*施行")
 RERANK_DEPTH = 20
 #: RRF weights of the (follow-up + previous question) and (follow-up + previous answer) lists.
 FOLLOWUP_WEIGHTS = (1.0, 0.5)
+
+
+_ITEM_NUMBER = re.compile(r"第?[（(]([一二三四五六七八九十]+)[)）]项?")
+_PART_NUMBER = re.compile(r"第([一二三四五六七八九十]+)部分")
+
+
+def section_clauses(clauses: list[Clause], max_items: int = 15, terms: list[str] | None = None,
+                    rare: Callable[[str], bool] | None = None) -> list[Clause]:
+    """A section's items to list: its clauses without the headings, or, for a section with more than
+    ``max_items``, the first clause of each sub-section.
+
+    ``terms`` the question adds to the section's heading narrow the list to the items that contain all of
+    its ``rare`` ones ("第（七）项中关于租赁的部署" → the leasing items), when some do.
+    """
+    items = [c for c in clauses if c.kind != "item-title"]
+    heading = "".join(items[0].path) if items else ""
+    added = [t for t in terms or [] if t not in heading and (rare is None or rare(t))]
+    narrowed = [c for c in items if added and all(t in c.text for t in added)]
+    if narrowed:
+        return narrowed[:max_items]
+    if len(items) > max_items and clauses:
+        depth = clauses[0].clause_id.count("/") + 2
+        firsts: dict[str, Clause] = {}
+        for c in items:
+            firsts.setdefault("/".join(c.clause_id.split("/")[:depth]), c)
+        items = list(firsts.values())
+    return items[:max_items]
 
 
 @dataclass
@@ -106,7 +134,7 @@ class Pipeline:
         for rank, hit in enumerate(hits, start=1):
             hit.rank = rank
         if direct:
-            verdict = Verdict(outcome="answer", reasons=["the question names the article"], probability=1.0)
+            verdict = Verdict(outcome="answer", reasons=["the question names the article or section"], probability=1.0)
         else:
             verdict = self.gate.run(query, hits)
         return Retrieved(query=query, hits=hits, verdict=verdict, direct=direct)
@@ -129,11 +157,42 @@ class Pipeline:
         if query.kind == "date" and _ASKS_COMMENCEMENT.search(query.standalone):
             return self._commencement(query)
         if not query.articles:
-            return []
+            return self._plan_section(query)
         named = self._named_documents(query)
         if not named:
             return []
         return self.retriever.snapshot.under(f"{named[0]}/第{int_to_cn(query.articles[0])}条")
+
+    def _plan_section(self, query: Query) -> list[Clause]:
+        """The items of the plan section the question names by number: "第五部分", "第（十三）项",
+        "第三部分第（二）项" (an item number that several parts use needs its part)."""
+        text = query.standalone
+        parts = [m.group(1) for m in _PART_NUMBER.finditer(text)]
+        items = [f"（{m.group(1)}）" for m in _ITEM_NUMBER.finditer(text)]
+        if not parts and not items or self._named_documents(query):
+            return []
+        snap = self.retriever.snapshot
+        prefixes: set[str] = set()
+        for doc_id, doc in snap.documents.items():
+            if doc.meta.kind != "plan":
+                continue
+            for c in snap.of_document(doc_id):
+                ids = c.clause_id.split("/")
+                if parts and (len(ids) < 2 or ids[1] != parts[0]):
+                    continue
+                if items:
+                    if len(ids) >= 3 and ids[2] == items[0]:
+                        prefixes.add("/".join(ids[:3]))
+                elif len(ids) >= 2:
+                    prefixes.add("/".join(ids[:2]))
+        if len(prefixes) != 1:
+            return []
+        return section_clauses(snap.under(prefixes.pop()), terms=query.topic_terms, rare=self.is_rare)
+
+    def is_rare(self, term: str) -> bool:
+        """Is ``term`` in under 5% of the clauses (a word that narrows a list, not a generic one)?"""
+        self.gate.weights([term])
+        return self.gate.document_frequency(term) < 0.05 * len(self.retriever.snapshot.clauses)
 
     def _named_documents(self, query: Query) -> list[str]:
         """Ids of held documents the question names (title, short title, English title or alias)."""

@@ -92,3 +92,11 @@ def test_a_set_question_word_the_clauses_use_without_its_suffix_matches_by_its_s
     a = built_assistant.ask("方案里跟租赁业有关的举措有哪些？")
     leasing = [c for c in a.citations if "租赁" in built_assistant.clause(c.clause_id).clause.text]
     assert not a.refused and len(leasing) >= 3, [c.clause_id for c in a.citations]
+
+
+def test_a_set_question_naming_a_plan_section_lists_that_sections_items(built_assistant: PolicyAssistant):
+    a = built_assistant.ask("第五部分保障措施讲了哪几方面？")
+    assert _cited(a) == [f"fz-plan/五/（{n}）" for n in "一二三四五六"]
+    b = built_assistant.ask("第（十三）项都有哪些具体内容？")
+    assert _cited(b) == [f"fz-plan/三/（十三）/{n}" for n in (1, 2, 3)]
+    _grounded(b)
