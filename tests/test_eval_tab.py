@@ -264,4 +264,21 @@ def test_browser_feedback_export_and_eval_tab(assistant: PolicyAssistant, chromi
         page.get_by_role("option", name=first_label).click()
         page.locator("#pa-eval-compare").click()
         page.locator("#pa-eval-comparison").get_by_text("Questions in only one report").wait_for(timeout=90_000)
+
+        # 文件浏览: the plan's clauses as a table, filtered, downloaded as CSV
+        page.get_by_role("tab", name="文件浏览").click()
+        page.get_by_text("条款表：按部分或文字筛选").click()
+        count = page.locator("#pa-table-count")
+        count.get_by_text("114 条").wait_for(timeout=90_000)
+        assert "第三部分第（一）项第3点" in page.locator("#pa-table").inner_text()
+        q = page.locator("#pa-table-q textarea, #pa-table-q input").first
+        q.fill("市商务局")
+        q.press("Enter")
+        count.get_by_text("1 条").wait_for(timeout=90_000)
+        page.locator("#pa-table-csv:not([disabled])").wait_for(timeout=90_000)
+        with page.expect_download() as table_dl:
+            page.locator("#pa-table-csv").click()
+        lines = Path(table_dl.value.path()).read_text(encoding="utf-8-sig").strip().splitlines()
+        assert len(lines) == 2 and "fz-plan/五/（一）" in lines[1]
+        _shot(page, "browse-clause-table.png", tmp_path)
         page.close()

@@ -120,3 +120,57 @@ def test_api_export_rejects_bad_input(client: TestClient, query: str, body: dict
     r = client.post("/api/export" + query, json=body)
     assert r.status_code == code, r.text
     assert r.json()["detail"]
+
+
+# ------------------------------------------------------------------ the clause table (CSV / XLSX)
+@pytest.mark.model
+def test_clause_table_rows_filters_and_files(built_assistant: PolicyAssistant) -> None:
+    import csv
+
+    from openpyxl import load_workbook
+
+    from ui.clause_table import HEADERS, clause_rows, sections, table_csv, table_xlsx
+
+    assert sections(built_assistant, "fz-plan")[:4] == ["序言", "一、总体要求", "二、主要目标", "三、重点工作"]
+    rows = clause_rows(built_assistant, "fz-plan")
+    _, clauses = built_assistant.document("fz-plan")
+    assert [r.clause_id for r in rows] == [c.clause_id for c in clauses]  # every clause, in document order
+    row = next(r for r in rows if r.clause_id == "fz-plan/三/（一）/3")
+    assert (row.section, row.item, row.text, row.status) == (
+        "三、重点工作", "（一）支持电信服务及相关数字产业开放发展", "放宽增值电信业务外资准入。", "征求意见稿")
+    assert row.official == f"《{PLAN}》第三部分第（一）项第3点"
+    part = clause_rows(built_assistant, "fz-plan", section="五、保障措施")
+    assert part and all(r.section == "五、保障措施" for r in part) and len(part) < len(rows)
+    hits = clause_rows(built_assistant, "fz-plan", query="市商务局")
+    assert [r.clause_id for r in hits] == ["fz-plan/五/（一）"]
+    assert clause_rows(built_assistant, "fz-plan", query="第三部分第（一）项第3点")[0].clause_id == "fz-plan/三/（一）/3"
+    assert clause_rows(built_assistant, "fz-plan", query="琥珀隧道") == []
+    law = clause_rows(built_assistant, "data-security-law", query="第三十一条")
+    assert law[0].section == "第四章 数据安全保护义务" and law[0].status == "现行"
+
+    data = table_csv(rows)
+    assert data.startswith("\ufeff".encode())  # Excel reads the BOM as UTF-8
+    parsed = list(csv.reader(io.StringIO(data.decode("utf-8-sig"))))
+    assert tuple(parsed[0]) == HEADERS and len(parsed) == len(rows) + 1
+    assert parsed[1 + rows.index(row)] == row.cells()
+    sheet = load_workbook(io.BytesIO(table_xlsx(rows, "fz-plan"))).active
+    values = list(sheet.iter_rows(values_only=True))
+    assert tuple(values[0]) == HEADERS and len(values) == len(rows) + 1
+    assert list(values[1 + rows.index(row)]) == row.cells() and sheet.freeze_panes == "A2"
+
+
+@pytest.mark.model
+def test_api_document_table(client: TestClient) -> None:
+    from openpyxl import load_workbook
+
+    r = client.get("/api/documents/fz-plan/table", params={"q": "市商务局"})
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/csv")
+    assert 'filename="fz-plan-clauses.csv"' in r.headers["content-disposition"]
+    lines = r.content.decode("utf-8-sig").strip().splitlines()
+    assert lines[0].startswith("部分,项,条款编号") and len(lines) == 2 and "fz-plan/五/（一）" in lines[1]
+    x = client.get("/api/documents/fz-plan/table", params={"format": "xlsx", "section": "三、重点工作"})
+    assert x.status_code == 200 and x.headers["content-type"].startswith("application/vnd.openxmlformats")
+    rows = list(load_workbook(io.BytesIO(x.content)).active.iter_rows(values_only=True))[1:]
+    assert rows and all(r[0] == "三、重点工作" for r in rows)
+    assert client.get("/api/documents/fz-plan/table", params={"format": "pdf"}).status_code == 400
+    assert client.get("/api/documents/no-such-doc/table").status_code == 404

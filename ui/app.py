@@ -20,6 +20,9 @@ import gradio as gr  # noqa: E402
 
 from assistant.service import InputError, LoaderError, NotFoundError, PolicyAssistant  # noqa: E402
 from ui.auth import admin_tokens, token_problem  # noqa: E402
+from ui.clause_table import HEADERS as TABLE_HEADERS  # noqa: E402
+from ui.clause_table import clause_rows, table_csv, table_xlsx  # noqa: E402
+from ui.clause_table import sections as clause_sections  # noqa: E402
 from ui.export import answer_to_docx, answer_to_markdown, export_filename  # noqa: E402
 from ui.feedback import MAX_COMMENT_CHARS, FeedbackStore  # noqa: E402
 from ui.official import citation_official  # noqa: E402
@@ -214,9 +217,31 @@ def official_citations_text(answer: Any) -> str:
     return "\n".join(dict.fromkeys(citation_official(c) for c in cites))
 
 
+_DOWNLOADS = Path(tempfile.gettempdir()) / "policy-assistant-downloads"
+_DOWNLOADS_KEEP_S = 3600
+
+
+def download_folder() -> Path:
+    """A new folder for files offered for download; folders older than an hour are removed (Gradio has
+    copied the files into its own cache by then)."""
+    import shutil
+    import time
+
+    _DOWNLOADS.mkdir(parents=True, exist_ok=True)
+    cutoff = time.time() - _DOWNLOADS_KEEP_S
+    for old in _DOWNLOADS.iterdir():
+        try:
+            if old.is_dir() and old.stat().st_mtime < cutoff:
+                shutil.rmtree(old, ignore_errors=True)
+        except OSError:
+            continue
+    return Path(tempfile.mkdtemp(dir=_DOWNLOADS))
+
+
 def write_exports(last: dict[str, Any]) -> tuple[Path, Path]:
-    """The last answer as .md and .docx files in a new temp folder (Gradio serves files from the temp dir)."""
-    folder = Path(tempfile.mkdtemp(prefix="pa-export-"))
+    """The last answer as .md and .docx files in a new download folder (under the system temp dir, which
+    Gradio serves from)."""
+    folder = download_folder()
     answer, history = last["answer"], last["history"]
     md = folder / export_filename("md")
     md.write_text(answer_to_markdown(answer, history), encoding="utf-8")
@@ -419,6 +444,34 @@ def build_ui(assistant: PolicyAssistant) -> gr.Blocks:
             return message, (gr.update(value="") if message.startswith("✅") else gr.update())
         return handler
 
+    def default_doc() -> str | None:
+        ids = [d for _, d in doc_choices()]
+        return "fz-plan" if "fz-plan" in ids else (ids[0] if ids else None)
+
+    def table(doc_id: str | None, section: str, query: str) -> tuple[Any, ...]:
+        """The filtered clause table of one document, and its CSV/XLSX files."""
+        off = gr.update(value=None, interactive=False)
+        if not doc_id:
+            return "", {"headers": list(TABLE_HEADERS), "data": []}, off, off
+        try:
+            rows = clause_rows(assistant, doc_id, query=query or "", section=section or "")
+        except NotFoundError as exc:
+            return f"❌ {exc}", {"headers": list(TABLE_HEADERS), "data": []}, off, off
+        folder = download_folder()
+        csv_path = folder / f"{doc_id}-clauses.csv"
+        csv_path.write_bytes(table_csv(rows))
+        xlsx_path = folder / f"{doc_id}-clauses.xlsx"
+        xlsx_path.write_bytes(table_xlsx(rows, doc_id))
+        return (f"{len(rows)} 条", {"headers": list(TABLE_HEADERS), "data": [r.cells() for r in rows]},
+                gr.update(value=str(csv_path), interactive=True), gr.update(value=str(xlsx_path), interactive=True))
+
+    def table_doc(doc_id: str | None) -> tuple[Any, ...]:
+        try:
+            secs = clause_sections(assistant, doc_id) if doc_id else []
+        except NotFoundError:
+            secs = []
+        return (gr.update(choices=[("全部", ""), *((s, s) for s in secs)], value=""), *table(doc_id, "", ""))
+
     def upload(token: str, path: str | None, doc_id: str, title: str, status: str, issuer: str, date: str,
                wenhao: str) -> tuple[str, Any, Any]:
         error = _check_token(assistant, token)
@@ -487,6 +540,19 @@ def build_ui(assistant: PolicyAssistant) -> gr.Blocks:
             with gr.Tab("文件浏览", id="browse"):
                 gr.Markdown("点击条款查看全文。状态：**征求意见稿**＝尚未定稿；**非最新修订**＝所收文本不是最新版本。")
                 refresh = gr.Button("刷新", size="sm")
+                with gr.Accordion("条款表：按部分或文字筛选，下载 CSV / XLSX", open=False, elem_id="pa-table-box"):
+                    with gr.Row():
+                        t_doc = gr.Dropdown(label="文件", choices=doc_choices(), value=None, elem_id="pa-table-doc",
+                                            scale=3)
+                        t_section = gr.Dropdown(label="部分", choices=[("全部", "")], value="",
+                                                elem_id="pa-table-section", scale=2)
+                        t_query = gr.Textbox(label="包含文字（Enter 筛选）", elem_id="pa-table-q", scale=2, max_length=200)
+                    with gr.Row():
+                        t_count = gr.Markdown(elem_id="pa-table-count")
+                        t_csv = gr.DownloadButton("下载 CSV", elem_id="pa-table-csv", size="sm", interactive=False)
+                        t_xlsx = gr.DownloadButton("下载 XLSX", elem_id="pa-table-xlsx", size="sm", interactive=False)
+                    t_table = gr.Dataframe(headers=list(TABLE_HEADERS), interactive=False, wrap=True, max_height=560,
+                                           column_widths=["11%", "15%", "13%", "19%", "34%", "8%"], elem_id="pa-table")
                 tree = gr.HTML(browser, elem_id="pa-browser")
             eval_refresh = build_eval_tab(assistant) if _eval_available() else None
             with gr.Tab("管理", id="admin"):
@@ -524,6 +590,10 @@ def build_ui(assistant: PolicyAssistant) -> gr.Blocks:
         fb_up.click(vote("up"), [fb_comment, last], [fb_status, fb_comment], api_visibility="private")
         fb_down.click(vote("down"), [fb_comment, last], [fb_status, fb_comment], api_visibility="private")
         refresh.click(browser, None, tree, api_visibility="private")
+        t_doc.change(table_doc, t_doc, [t_section, t_count, t_table, t_csv, t_xlsx], api_visibility="private")
+        t_section.change(table, [t_doc, t_section, t_query], [t_count, t_table, t_csv, t_xlsx], api_visibility="private")
+        t_query.submit(table, [t_doc, t_section, t_query], [t_count, t_table, t_csv, t_xlsx], api_visibility="private")
+        demo.load(lambda: gr.update(choices=doc_choices(), value=default_doc()), None, t_doc, api_visibility="private")
         up.click(upload, [token, file, f_doc, f_title, f_status, f_issuer, f_date, f_wenhao], [result, tree, victim],
                  api_visibility="private")
         rm.click(delete, [token, victim], [result, tree, victim], api_visibility="private")

@@ -6,9 +6,11 @@ admin writes (``Authorization: Bearer <ADMIN_TOKEN>``). Bad input is a 4xx with 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import AsyncIterator, Iterator
 from importlib import metadata
 from typing import Annotated, Any
+from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, File, Form, HTTPException, Query, Response, UploadFile
 from fastapi.concurrency import run_in_threadpool
@@ -128,6 +130,27 @@ def document(doc_id: str, service: Service) -> dict[str, Any]:
     outline = [{"clause_id": c.clause_id, "label": c.label, "path": c.path, "kind": c.kind, "text": c.text}
                for c in clauses]
     return {**_document(info), "outline": outline}
+
+
+@router.get("/documents/{doc_id}/table", responses={**ERRORS, 200: {"content": {"text/csv": {}},
+                                                                       "description": "The table, as an attachment"}},
+            response_class=Response, tags=["read"],
+            description="The document's clauses as a table (部分, 项, 条款编号, 公文引用, 条文, 状态), as CSV (UTF-8 "
+                        "with BOM) or XLSX; `q` keeps rows containing it, `section` one first-level heading.")
+def document_table(doc_id: str, service: Service, format: Annotated[str, Query(description="csv or xlsx")] = "csv",
+                   q: Annotated[str, Query(max_length=200)] = "",
+                   section: Annotated[str, Query(max_length=200)] = "") -> Response:
+    from ui.clause_table import MEDIA_TYPES, clause_rows, table_csv, table_xlsx
+
+    if format not in MEDIA_TYPES:
+        raise HTTPException(400, "format must be csv or xlsx")
+    rows = clause_rows(service, doc_id, query=q, section=section)  # unknown id: 404
+    content = table_csv(rows) if format == "csv" else table_xlsx(rows, doc_id)
+    name = f"{doc_id}-clauses.{format}"
+    ascii_name = re.sub(r"[^A-Za-z0-9._-]+", "_", name)
+    return Response(content, media_type=MEDIA_TYPES[format],
+                    headers={"Content-Disposition": f"attachment; filename=\"{ascii_name}\"; "
+                                                    f"filename*=UTF-8''{quote(name)}"})
 
 
 @router.get("/clauses/{clause_id:path}", response_model=ClauseOut, responses=ERRORS, tags=["read"])
