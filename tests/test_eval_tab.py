@@ -282,3 +282,19 @@ def test_browser_feedback_export_and_eval_tab(assistant: PolicyAssistant, chromi
         assert len(lines) == 2 and "fz-plan/五/（一）" in lines[1]
         _shot(page, "browse-clause-table.png", tmp_path)
         page.close()
+
+
+def test_download_folders_are_pruned_after_an_hour(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+    import time
+
+    import ui.app
+
+    monkeypatch.setattr(ui.app, "_DOWNLOADS", tmp_path / "downloads")
+    first = ui.app.download_folder()
+    (first / "a.md").write_text("x", encoding="utf-8")
+    recent = ui.app.download_folder()
+    old = time.time() - ui.app._DOWNLOADS_KEEP_S - 60
+    os.utime(first, (old, old))
+    third = ui.app.download_folder()
+    assert not first.exists() and recent.exists() and third.exists() and len({first, recent, third}) == 3
