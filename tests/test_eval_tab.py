@@ -228,8 +228,13 @@ def test_browser_feedback_export_and_eval_tab(assistant: PolicyAssistant, chromi
         _shot(page, "chat-feedback-export.png", tmp_path)
         page.locator("#pa-fb-down").click()
         page.locator("#pa-fb-status").get_by_text("第 2 条反馈").wait_for(timeout=90_000)
+        # the 👍/👎 icons under each answer in the chat, with the comment box
+        page.locator("#pa-fb-comment textarea").fill("图标评价")
+        page.locator("#pa-chat button[aria-label='赞'], #pa-chat button[aria-label='Like']").last.click()  # zh-CN: 赞
+        page.locator("#pa-fb-status").get_by_text("第 3 条反馈").wait_for(timeout=90_000)
         rows = FeedbackStore.for_settings(assistant.settings).all()
-        assert [(r.verdict, r.comment) for r in rows] == [("up", "回答准确"), ("down", "")]
+        assert [(r.verdict, r.comment) for r in rows] == [("up", "回答准确"), ("down", ""), ("up", "图标评价")]
+        assert rows[2].answer == rows[0].answer
         assert rows[0].question == "市服开办设在哪里？" and rows[0].citations[0]["clause_id"] == "fz-plan/五/（一）"
 
         # 评测: a pasted dataset with a bad line is refused with its line number

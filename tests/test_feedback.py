@@ -78,6 +78,19 @@ def test_export_loads_with_the_eval_loader(tmp_path: Path) -> None:
     assert load_dataset(fixed)[0].gold_quotes == ["设在市商务局"]
 
 
+def test_export_counts_the_latest_vote_on_the_same_answer(tmp_path: Path) -> None:
+    store = FeedbackStore(tmp_path / "fb.sqlite3")
+    store.add("市服开办设在哪里？", "设在市商务局。", CITES[:1], "up")
+    store.add("市服开办设在哪里？", "设在市商务局。", CITES[:1], "down", "点错了，其实不全")  # changed the vote
+    store.add("市服开办设在哪里？", "设在市商务局。", CITES[:1], "up", history=[["q", "a"]])  # another conversation
+    assert len(store.all()) == 3  # every vote is kept
+    out = tmp_path / "cases.jsonl"
+    assert store.export_jsonl(out) == (1, 1)
+    assert [i.id for i in load_dataset(out)] == ["feedback-3"]
+    review = [json.loads(line) for line in review_path(out).read_text(encoding="utf-8").splitlines()]
+    assert [(r["id"], r["comment"]) for r in review] == [("feedback-2", "点错了，其实不全")]
+
+
 def test_cli_feedback_export(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     data = tmp_path / "data"
     _fill(FeedbackStore(data / "feedback.sqlite3"))

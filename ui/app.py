@@ -400,34 +400,36 @@ def build_ui(assistant: PolicyAssistant) -> gr.Blocks:
     def doc_choices() -> list[tuple[str, str]]:
         return [(f"{d.meta.title}（{d.meta.doc_id}）", d.meta.doc_id) for d in assistant.documents()]
 
-    def respond(message: str, chat: list[dict[str, Any]], history: History,
-                last: dict[str, Any] | None) -> Iterator[tuple[Any, ...]]:
+    def respond(message: str, chat: list[dict[str, Any]], history: History, last: dict[str, Any] | None,
+                answers: dict[int, Any]) -> Iterator[tuple[Any, ...]]:
         message = (message or "").strip()
         chat = list(chat or [])
         history = list(history or [])
+        answers = dict(answers or {})
         if not message:
-            yield gr.update(), chat, history, last
+            yield gr.update(), chat, history, last, answers
             return
         before = [list(t) for t in history]
         last = None
         chat.append({"role": "user", "content": esc(message)})
         chat.append({"role": "assistant", "content": streaming_html("")})
-        yield "", chat, history, last
+        yield "", chat, history, last, answers
         text = ""
         try:
             for event in assistant.ask_stream(message, [(q, a) for q, a in history]):
                 if event["type"] == "token":
                     text += event["text"]
                     chat[-1] = {"role": "assistant", "content": streaming_html(text)}
-                    yield "", chat, history, last
+                    yield "", chat, history, last, answers
                 elif event["type"] == "answer":
                     answer = event["answer"]
                     chat[-1] = {"role": "assistant", "content": answer_html(answer)}
                     history.append([message, answer.answer])
                     last = {"question": message, "history": before, "answer": answer}
+                    answers[len(chat) - 1] = last
         except (InputError, ValueError) as exc:
             chat[-1] = {"role": "assistant", "content": error_html(f"无法回答：{exc}")}
-        yield "", chat, history, last
+        yield "", chat, history, last, answers
 
     def answer_tools(last: dict[str, Any] | None) -> tuple[Any, ...]:
         """Downloads, official citations and a fresh feedback line for the last answer."""
@@ -437,6 +439,15 @@ def build_ui(assistant: PolicyAssistant) -> gr.Blocks:
         md, docx = write_exports(last)
         return (gr.update(value=str(md), interactive=True), gr.update(value=str(docx), interactive=True),
                 gr.update(value=official_citations_text(last["answer"])), "")
+
+    def on_like(comment: str, answers: dict[int, Any], evt: gr.LikeData) -> tuple[str, Any]:
+        """👍/👎 on any answer in the chat (the icons under each message); the comment box goes with it."""
+        index = evt.index[0] if isinstance(evt.index, (list, tuple)) else evt.index
+        record = (answers or {}).get(int(index))
+        if evt.liked not in (True, False) or record is None:  # a vote taken back, or not an answer
+            return gr.update(), gr.update()
+        message = save_feedback(assistant, "up" if evt.liked else "down", comment, record)
+        return message, (gr.update(value="") if message.startswith("✅") else gr.update())
 
     def vote(verdict: str) -> Any:
         def handler(comment: str, last: dict[str, Any] | None) -> tuple[str, Any]:
@@ -513,7 +524,7 @@ def build_ui(assistant: PolicyAssistant) -> gr.Blocks:
         with gr.Tabs():
             with gr.Tab("问答", id="chat"):
                 chatbot = gr.Chatbot(
-                    elem_id="pa-chat", height="62vh", show_label=False, feedback_options=None,
+                    elem_id="pa-chat", height="62vh", show_label=False, feedback_options=("Like", "Dislike"),
                     placeholder="**请提问**：关于福州服务业扩大开放试点方案及相关法律法规的问题，中英文均可。",
                     examples=[{"text": q} for q in EXAMPLES], buttons=["copy"])
                 history = gr.State([])
@@ -523,12 +534,13 @@ def build_ui(assistant: PolicyAssistant) -> gr.Blocks:
                     send = gr.Button("发送", variant="primary", elem_id="pa-send", scale=1, min_width=80)
                     clear = gr.Button("新对话", elem_id="pa-clear", scale=1, min_width=80)
                 last = gr.State(None)
+                answers = gr.State({})  # chat message index → the answer there (for 👍/👎 on any message)
                 with gr.Row(elem_id="pa-answer-tools", equal_height=True):
                     fb_up = gr.Button("👍 有用", elem_id="pa-fb-up", size="sm", scale=1, min_width=70)
                     fb_down = gr.Button("👎 有问题", elem_id="pa-fb-down", size="sm", scale=1, min_width=70)
                     fb_comment = gr.Textbox(elem_id="pa-fb-comment", show_label=False, scale=5, max_lines=2,
                                             max_length=MAX_COMMENT_CHARS,
-                                            placeholder="对上一条回答的意见（可选），再点 👍 或 👎 提交")
+                                            placeholder="意见（可选），再点 👍 或 👎 提交；每条回答下的 👍/👎 也会一并提交")
                     dl_md = gr.DownloadButton("下载 .md", elem_id="pa-dl-md", size="sm", interactive=False, scale=1,
                                               min_width=80)
                     dl_docx = gr.DownloadButton("下载 .docx", elem_id="pa-dl-docx", size="sm", interactive=False,
@@ -577,16 +589,17 @@ def build_ui(assistant: PolicyAssistant) -> gr.Blocks:
                         rm = gr.Button("删除", variant="stop", elem_id="pa-delete")
                 result = gr.Markdown(elem_id="pa-admin-result")
 
-        submit: dict[str, Any] = {"fn": respond, "inputs": [box, chatbot, history, last],
-                                  "outputs": [box, chatbot, history, last], "api_visibility": "private",
+        submit: dict[str, Any] = {"fn": respond, "inputs": [box, chatbot, history, last, answers],
+                                  "outputs": [box, chatbot, history, last, answers], "api_visibility": "private",
                                   "concurrency_limit": 4}
         tools: dict[str, Any] = {"fn": answer_tools, "inputs": [last], "outputs": [dl_md, dl_docx, cites, fb_status],
                                  "api_visibility": "private"}
         box.submit(**submit).then(**tools)
         send.click(**submit).then(**tools)
         chatbot.example_select(_example_text, None, box, api_visibility="private").then(**submit).then(**tools)
-        clear.click(lambda: ("", [], [], None), None, [box, chatbot, history, last],
+        clear.click(lambda: ("", [], [], None, {}), None, [box, chatbot, history, last, answers],
                     api_visibility="private").then(**tools)
+        chatbot.like(on_like, [fb_comment, answers], [fb_status, fb_comment], api_visibility="private")
         fb_up.click(vote("up"), [fb_comment, last], [fb_status, fb_comment], api_visibility="private")
         fb_down.click(vote("down"), [fb_comment, last], [fb_status, fb_comment], api_visibility="private")
         refresh.click(browser, None, tree, api_visibility="private")

@@ -9,7 +9,8 @@ Usage::
     store.export_jsonl(Path("cases.jsonl"))             # 👍 rows as eval items; 👎 rows to cases.review.jsonl
 
 Export (see :func:`eval_record`): a 👍 on an answer becomes a test case whose gold clauses are the
-clauses it cited; a 👍 on a refusal becomes a question that must be refused. A 👎 says the answer was
+clauses it cited; a 👍 on a refusal becomes a question that must be refused. When the same answer (question,
+answer text, history) was voted on more than once, the latest vote counts (:func:`latest_verdicts`). A 👎 says the answer was
 wrong but not what the right one is, so those rows go to a separate review file (``"review": true``,
 no gold) for an evaluator to complete before they can be loaded as a dataset.
 """
@@ -26,7 +27,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["FeedbackStore", "FeedbackRecord", "VERDICTS", "MAX_COMMENT_CHARS", "eval_record", "review_path"]
+__all__ = ["FeedbackStore", "FeedbackRecord", "VERDICTS", "MAX_COMMENT_CHARS", "eval_record", "review_path",
+           "latest_verdicts"]
 
 VERDICTS = ("up", "down")
 MAX_COMMENT_CHARS = 2000
@@ -132,13 +134,22 @@ class FeedbackStore:
         :func:`review_path`); returns (cases, rows for review). Both files are always written."""
         path = Path(path)
         review = Path(review) if review else review_path(path)
-        records = self.all()
+        records = latest_verdicts(self.all())
         cases = [eval_record(r) for r in records if r.verdict == "up"]
         todo = [eval_record(r) for r in records if r.verdict == "down"]
         for target, rows in ((path, cases), (review, todo)):
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_text("".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows), encoding="utf-8")
         return len(cases), len(todo)
+
+
+def latest_verdicts(records: Sequence[FeedbackRecord]) -> list[FeedbackRecord]:
+    """One record per answer (same question, answer and history): the latest, so a vote changed from 👍 to 👎
+    counts once, as 👎. Oldest first."""
+    latest: dict[tuple[str, str, str], FeedbackRecord] = {}
+    for r in records:
+        latest[(r.question, r.answer, json.dumps(r.history, ensure_ascii=False))] = r
+    return sorted(latest.values(), key=lambda r: r.id)
 
 
 def review_path(path: Path) -> Path:
