@@ -440,7 +440,7 @@ def build_ui(assistant: PolicyAssistant) -> gr.Blocks:
         return (gr.update(value=str(md), interactive=True), gr.update(value=str(docx), interactive=True),
                 gr.update(value=official_citations_text(last["answer"])), "")
 
-    def on_like(comment: str, answers: dict[int, Any], evt: gr.LikeData) -> tuple[str, Any]:
+    def on_like(comment: str, answers: dict[int, Any], evt: gr.LikeData) -> tuple[Any, Any]:
         """👍/👎 on any answer in the chat (the icons under each message); the comment box goes with it."""
         index = evt.index[0] if isinstance(evt.index, (list, tuple)) else evt.index
         record = (answers or {}).get(int(index))
