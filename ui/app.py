@@ -317,8 +317,11 @@ def build_eval_tab(assistant: PolicyAssistant) -> tuple[Any, list[Any]]:
         except ev.DatasetProblem as problem:
             return (problems_md(problem), *keep)
         progress((0, len(items)), desc="评测中")
-        result = ev.run_dataset(assistant, items, name, root,
-                                progress=lambda n, total: progress((n, total), desc="评测中", unit="题"))
+        try:
+            result = ev.run_dataset(assistant, items, name, root,
+                                    progress=lambda n, total: progress((n, total), desc="评测中", unit="题"))
+        except Exception as exc:  # noqa: BLE001 - a failed run is a message on the page, not a dead tab
+            return (f"❌ 评测失败：{type(exc).__name__}: {exc}", *keep)
         report = result.report
         m = report["metrics"]
         status = (f"✅ 完成：{name}，{m['n']} 题，用时 {report['config'].get('wall_time_s')} 秒；"
