@@ -27,6 +27,7 @@ from typing import Any
 
 import chromadb
 from chromadb.api import ClientAPI
+from chromadb.api.collection_configuration import CreateHNSWConfiguration
 from chromadb.config import Settings as ChromaSettings
 
 from corpus.models import Clause, DocumentMeta, ParsedDocument
@@ -69,7 +70,7 @@ def _generation(content_hash: str) -> str:
 
 
 #: The clause collection's vector index settings (see the comment where it is created).
-HNSW = {"space": "cosine", "ef_construction": 200, "ef_search": 200, "num_threads": 1}
+HNSW: CreateHNSWConfiguration = {"space": "cosine", "ef_construction": 200, "ef_search": 200, "num_threads": 1}
 
 
 class ClauseStore:
