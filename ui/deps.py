@@ -7,7 +7,7 @@ puts them there.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Annotated
 
@@ -33,12 +33,34 @@ class AnswerSlots:
 
     @contextmanager
     def take(self) -> Iterator[None]:
-        if not self._work.acquire(blocking=False):
-            raise HTTPException(503, "busy: too many questions at once; retry shortly", headers={"Retry-After": "1"})
+        self.acquire()
         try:
             yield
         finally:
-            self._work.release()
+            self.release()
+
+    def acquire(self) -> None:
+        """Take a slot now or raise the 503 (a stream takes one before it starts, :meth:`release` at its end)."""
+        if not self._work.acquire(blocking=False):
+            raise HTTPException(503, "busy: too many questions at once; retry shortly", headers={"Retry-After": "1"})
+
+    def release(self) -> None:
+        self._work.release()
+
+
+def once(action: Callable[[], None]) -> Callable[[], None]:
+    """``action`` that runs at most once however often it is called (thread-safe): a stream's slot is given
+    back when the stream ends or, if it never started, after the response."""
+    lock, done = threading.Lock(), [False]
+
+    def run() -> None:
+        with lock:
+            if done[0]:
+                return
+            done[0] = True
+        action()
+
+    return run
 
 
 def get_assistant(request: Request) -> PolicyAssistant:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from importlib import metadata
 from typing import Annotated, Any
 from urllib.parse import quote
@@ -15,12 +15,13 @@ from urllib.parse import quote
 from fastapi import APIRouter, Depends, File, Form, HTTPException, Query, Response, UploadFile
 from fastapi.concurrency import run_in_threadpool
 from sse_starlette.sse import EventSourceResponse
+from starlette.background import BackgroundTask
 from starlette.concurrency import iterate_in_threadpool
 
 from assistant.models import Answer, Citation
-from assistant.service import InputError, LoaderError, NotFoundError
+from assistant.service import InputError, LoaderError, NotFoundError, storage_error
 from ui.auth import require_admin
-from ui.deps import Service, Slots
+from ui.deps import Service, Slots, once
 from ui.schemas import (
     AnswerOut,
     AskIn,
@@ -97,15 +98,25 @@ def ask(body: AskIn, service: Service, slots: Slots) -> dict[str, Any]:
              description="Server-sent events: `token` events (`{\"text\"}`) as the answer is produced, "
                          "then one `citations` event (`{\"citations\", \"refused\", \"nearest\", …}`), "
                          "then `done`. Bad input is refused with a 4xx before the stream starts.")
-async def ask_stream(body: AskIn, service: Service) -> EventSourceResponse:
-    # Validate before the stream starts so bad input is a plain 4xx, not an event.
+async def ask_stream(body: AskIn, service: Service, slots: Slots) -> EventSourceResponse:
+    # Validate and take an answer slot before the stream starts: bad input is a plain 4xx and overload a
+    # 503 + Retry-After, not an event. The slot is held until the stream ends (or the client leaves).
     question = service.check_text(body.question, "question")
-    events = service.ask_stream(question, list(body.history))
-    return EventSourceResponse(_sse(events), ping=15)
+    slots.acquire()
+    release = once(slots.release)
+    try:
+        events = service.ask_stream(question, list(body.history))
+    except BaseException:
+        release()
+        raise
+    # Released when the stream ends, or after the response if the stream never started.
+    return EventSourceResponse(_sse(events, release), ping=15, background=BackgroundTask(release))
 
 
-async def _sse(events: Iterator[dict[str, Any]]) -> AsyncIterator[dict[str, str]]:
-    """The service's events as SSE; each blocking step of the answerer runs in the threadpool."""
+
+async def _sse(events: Iterator[dict[str, Any]], done: Callable[[], None]) -> AsyncIterator[dict[str, str]]:
+    """The service's events as SSE; each blocking step of the answerer runs in the threadpool. Any failure
+    ends the stream with an ``error`` event (then ``done``); ``done()`` runs once the stream is over."""
     try:
         async for event in iterate_in_threadpool(events):
             if event["type"] == "token":
@@ -115,7 +126,13 @@ async def _sse(events: Iterator[dict[str, Any]]) -> AsyncIterator[dict[str, str]
                 body.pop("answer", None)
                 yield {"event": "citations", "data": json.dumps(body, ensure_ascii=False)}
     except (InputError, LoaderError, NotFoundError, ValueError) as exc:
-        yield {"event": "error", "data": json.dumps({"detail": str(exc)}, ensure_ascii=False)}
+        yield {"event": "error", "data": json.dumps({"detail": str(exc)[:300]}, ensure_ascii=False)}
+    except Exception as exc:  # noqa: BLE001 - a stream ends with an error event, never a cut connection
+        storage = storage_error(exc)
+        detail = str(storage) if storage else "internal error while answering"
+        yield {"event": "error", "data": json.dumps({"detail": detail[:300]}, ensure_ascii=False)}
+    finally:
+        done()
     yield {"event": "done", "data": "{}"}
 
 

@@ -25,7 +25,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -33,13 +33,14 @@ from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import JSONResponse, StreamingResponse
+from starlette.background import BackgroundTask
 from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
 
 from assistant.models import Answer, Citation
 from assistant.service import InputError, PolicyAssistant
 from assistant.tokens import TokenCounter
 from ui.auth import Problem, api_tokens, bearer_dependency
-from ui.deps import AnswerSlots, Service, Slots
+from ui.deps import Service, Slots, once
 
 EXTRACTIVE = "policy-assistant"
 GENERATIVE = "policy-assistant-generative"
@@ -197,8 +198,14 @@ async def chat_completions(request: Request, service: Service, slots: Slots) -> 
         raise OpenAIError(400, str(exc), param="messages") from exc
     base_url = str(request.base_url).rstrip("/")
     if body.get("stream"):
-        return StreamingResponse(_stream(service, slots, question, history, str(model), base_url),
-                                 media_type="text/event-stream")
+        try:  # overload is a 503 before the stream starts; the slot is held until it ends
+            slots.acquire()
+        except HTTPException as exc:
+            raise OpenAIError(exc.status_code, str(exc.detail), type_="server_error", code="busy",
+                              headers=dict(exc.headers or {})) from exc
+        release = once(slots.release)
+        return StreamingResponse(_stream(service, release, question, history, str(model), base_url),
+                                 media_type="text/event-stream", background=BackgroundTask(release))
     try:
         with slots.take():
             answer = await run_in_threadpool(answer_for, service, str(model), question, history)
@@ -214,8 +221,8 @@ async def chat_completions(request: Request, service: Service, slots: Slots) -> 
             "usage": usage(service, question, history, answer.answer), **_extras(answer, base_url)}
 
 
-async def _stream(service: PolicyAssistant, slots: AnswerSlots, question: str, history: list[tuple[str, str]],
-                  model: str, base_url: str) -> AsyncIterator[str]:
+async def _stream(service: PolicyAssistant, release: Callable[[], None], question: str,
+                  history: list[tuple[str, str]], model: str, base_url: str) -> AsyncIterator[str]:
     cid, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
 
     def chunk(delta: dict[str, Any], finish: str | None = None, **extra: Any) -> str:
@@ -226,22 +233,23 @@ async def _stream(service: PolicyAssistant, slots: AnswerSlots, question: str, h
     yield chunk({"role": "assistant", "content": ""})
     text: list[str] = []
     try:
-        with slots.take():
-            events = events_for(service, model, question, history)
-            async for event in iterate_in_threadpool(events):
-                if event["type"] == "token":
-                    text.append(event["text"])
-                    yield chunk({"content": event["text"]})
-                elif event["type"] == "answer":
-                    answer: Answer = event["answer"]
-                    sent = "".join(text)
-                    if answer.answer.startswith(sent) and len(answer.answer) > len(sent):  # nothing lost on the way
-                        yield chunk({"content": answer.answer[len(sent):]})
-                    yield chunk({}, "stop", usage=usage(service, question, history, answer.answer),
-                                **_extras(answer, base_url))
+        events = events_for(service, model, question, history)
+        async for event in iterate_in_threadpool(events):
+            if event["type"] == "token":
+                text.append(event["text"])
+                yield chunk({"content": event["text"]})
+            elif event["type"] == "answer":
+                answer: Answer = event["answer"]
+                sent = "".join(text)
+                if answer.answer.startswith(sent) and len(answer.answer) > len(sent):  # nothing lost on the way
+                    yield chunk({"content": answer.answer[len(sent):]})
+                yield chunk({}, "stop", usage=usage(service, question, history, answer.answer),
+                            **_extras(answer, base_url))
     except Exception as exc:  # noqa: BLE001 - a stream ends with an error object, never a cut connection
         err = {"error": {"message": str(exc)[:300], "type": "server_error", "param": None, "code": None}}
         yield f"data: {json.dumps(err, ensure_ascii=False)}\n\n"
+    finally:
+        release()
     yield "data: [DONE]\n\n"
 
 
