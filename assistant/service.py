@@ -276,8 +276,9 @@ class PolicyAssistant:
         base.update(given)
         stem = Path(filename).stem
         doc_id = str(base.get("doc_id") or _slug(stem))
-        if not doc_id or "/" in doc_id or len(doc_id) > 100:
-            raise InputError(f"invalid doc_id {doc_id!r}")
+        if not valid_doc_id(doc_id):
+            raise InputError(f"invalid doc_id {doc_id[:100]!r}: use 1-100 letters, digits, CJK, '-', '_' or '.', "
+                             "not starting with '.'")
         base["doc_id"] = doc_id
         base.setdefault("title", stem)
         if not base.get("title"):
@@ -403,8 +404,19 @@ def _clean_history(history: History | None) -> History:
     return out
 
 
-def _slug(stem: str) -> str:
-    import re
+_DOC_ID = re.compile(r"[\w\u3400-\u9fff-][\w\u3400-\u9fff.-]{0,99}")
 
-    slug = re.sub(r"[\s/\\]+", "-", stem).strip("-")
+
+def valid_doc_id(doc_id: str) -> bool:
+    """A document id that is safe in clause ids, URLs and file names: no separators, control characters or
+    NUL, no leading dot (so never ``.`` or ``..``), at most 100 characters.
+
+    >>> [valid_doc_id(d) for d in ("fz-plan", "数据安全法", "a.b", "..", ".hidden", "a/b", "a" + chr(0), "")]
+    [True, True, True, False, False, False, False, False]
+    """
+    return bool(_DOC_ID.fullmatch(doc_id)) and doc_id.isprintable()
+
+
+def _slug(stem: str) -> str:
+    slug = re.sub(r"[^\w\u3400-\u9fff.-]+", "-", stem).strip("-.")
     return slug[:100]

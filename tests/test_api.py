@@ -453,3 +453,23 @@ def test_reads_during_a_write_see_the_old_corpus_then_the_new(small: PolicyAssis
     assert clauses == sum(n for _, n in docs)
     hits = wclient.post("/api/search", json={"query": "琥珀隧道夜间限速", "k": 1}).json()["hits"]
     assert hits[0]["clause_id"] == "amber-tunnel/第二条"
+
+
+@pytest.mark.parametrize(("filename", "doc_id"), [
+    ("amber.txt", ".."), ("amber.txt", "."), ("amber.txt", "a/b"), ("amber.txt", "a\x00b"), ("amber.txt", ".hidden"),
+    ("..", None), ("...txt", None),
+])
+def test_unsafe_document_ids_and_file_names_are_refused(wclient: TestClient, filename: str, doc_id: str | None) -> None:
+    before = _corpus(wclient)
+    data = {"doc_id": doc_id} if doc_id is not None else {}
+    r = wclient.post("/api/documents", headers=AUTH, files={"file": (filename, NEW_LAW.encode(), "text/plain")},
+                     data=data)
+    assert r.status_code in (400, 415, 422), r.text
+    assert _corpus(wclient) == before
+
+
+def test_a_path_in_the_file_name_is_dropped(wclient: TestClient) -> None:
+    r = wclient.post("/api/documents", headers=AUTH,
+                     files={"file": ("..\\..\\etc\\amber law.txt", NEW_LAW.encode(), "text/plain")})
+    assert r.status_code == 201, r.text
+    assert r.json()["doc_id"] == "amber-law"

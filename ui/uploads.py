@@ -2,6 +2,9 @@
 
 >>> check_upload("../规定.PDF", 10, Settings(max_upload_bytes=100))
 '规定.PDF'
+>>> check_upload("a" + chr(0) + ".txt", 10, Settings())
+Traceback (most recent call last):
+ui.uploads.UploadRejected: the file name contains control characters or NUL
 >>> check_upload("a.exe", 10, Settings())
 Traceback (most recent call last):
 ui.uploads.UploadRejected: unsupported file type '.exe'; use one of .txt, .md, .docx, .pdf, .html, .htm
@@ -25,9 +28,12 @@ class UploadRejected(ValueError):
 
 def check_upload(filename: str | None, size: int, settings: Settings) -> str:
     """The upload's bare file name, or :class:`UploadRejected` (400 no name, 415 type, 413 size)."""
-    name = Path(filename or "").name
-    if not name:
-        raise UploadRejected(400, "the upload has no file name")
+    raw = filename or ""
+    if any(not ch.isprintable() for ch in raw):
+        raise UploadRejected(400, "the file name contains control characters or NUL")
+    name = Path(raw.replace("\\", "/")).name
+    if not name or name in (".", "..") or not Path(name).stem.strip(". "):
+        raise UploadRejected(400, "the upload has no usable file name")
     suffix = Path(name).suffix.lower()
     if suffix not in SUPPORTED_SUFFIXES:
         raise UploadRejected(415, f"unsupported file type {Path(name).suffix or '(none)'!r}; "
