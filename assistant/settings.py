@@ -53,6 +53,7 @@ class Settings(BaseSettings):
     max_history_turn_chars: int = 4000  # a longer turn is cut to its last characters
     max_history_chars: int = 20000  # all kept turns together
     gate_threshold: float | None = None  # None: the fitted threshold in assistant/resources/gate-<backend>.json
+    max_error_chars: int = 300  # error messages (which may quote the input) are cut to this length
 
     # API / admin
     admin_token: str | None = None

@@ -13,7 +13,7 @@ from corpus.parsing import split_sentences
 from retrieval.lexical import detect_lang
 
 __all__ = ["detect_lang", "content_terms", "normalize", "split_sentences", "idf_weights", "coverage",
-           "strip_citations"]
+           "strip_citations", "clip"]
 
 _CJK = re.compile(r"[\u3400-\u9fff]")
 # Question words and fillers that say nothing about the topic.
@@ -106,3 +106,12 @@ def coverage(weights: dict[str, float], text: str) -> float:
         return 0.0
     haystack = unicodedata.normalize("NFKC", text).lower()
     return sum(w for t, w in weights.items() if t in haystack) / total
+
+
+def clip(text: str, limit: int) -> str:
+    """``text`` cut to ``limit`` characters with an ellipsis (error messages that quote the input).
+
+    >>> clip("unknown clause id 'aaaaaaaaaa'", 20)
+    "unknown clause id '…"
+    """
+    return text if len(text) <= limit else text[: max(0, limit - 1)] + "…"

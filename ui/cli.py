@@ -16,6 +16,7 @@ import typer
 from assistant.models import Answer
 from assistant.service import InputError, NotFoundError, PolicyAssistant, storage_error
 from assistant.settings import Settings
+from assistant.text import clip
 from corpus.loaders import LoaderError
 from retrieval.embeddings import EmbeddingError
 from ui.schemas import answer_json, hit_json
@@ -28,7 +29,11 @@ EXIT_NOT_FOUND = 3
 
 
 def _fail(message: str, code: int = EXIT_INPUT) -> None:
-    typer.echo(f"error: {message}", err=True)
+    try:
+        limit = Settings().max_error_chars
+    except Exception:  # noqa: BLE001 - a broken environment must not hide the error being reported
+        limit = 300
+    typer.echo(f"error: {clip(message, limit)}", err=True)
     raise typer.Exit(code)
 
 

@@ -28,6 +28,7 @@ from fastapi.staticfiles import StaticFiles
 
 from assistant.service import InputError, LoaderError, NotFoundError, PolicyAssistant, storage_error
 from assistant.settings import Settings
+from assistant.text import clip
 from ui.deps import AnswerSlots
 from ui.routes import api, openai
 
@@ -117,7 +118,7 @@ def create_app(assistant: PolicyAssistant | None = None, *, with_ui: bool = True
     _install_origin_checks(app, service.settings)
     _close_gradio_upload(app, service)
     _install_docs(app)
-    _install_error_handlers(app)
+    _install_error_handlers(app, service.settings.max_error_chars)
     app.include_router(openai.router)
     app.include_router(api.router)
     mcp_run.append(_install_mcp(app, service))
@@ -170,24 +171,36 @@ def _install_docs(app: FastAPI) -> None:
                                    swagger_favicon_url=f"{root}/api/_docs-static/favicon.png")
 
 
-def _install_error_handlers(app: FastAPI) -> None:
+def _install_error_handlers(app: FastAPI, limit: int) -> None:
+    """Bad input → 4xx with ``{"detail"}`` (``/v1``: an OpenAI error object); every message is cut to
+    ``limit`` characters (``MAX_ERROR_CHARS``) since it may quote the input."""
+    from fastapi.exception_handlers import http_exception_handler
+    from starlette.exceptions import HTTPException as StarletteHTTPException
+
     @app.exception_handler(openai.OpenAIError)
     async def _openai(_: Request, exc: openai.OpenAIError) -> JSONResponse:
+        exc.message = clip(exc.message, limit)
         return exc.response()
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> Any:
+        if isinstance(exc.detail, str):
+            exc.detail = clip(exc.detail, limit)
+        return await http_exception_handler(request, exc)
 
     @app.exception_handler(InputError)
     async def _input(_: Request, exc: InputError) -> JSONResponse:
-        return JSONResponse({"detail": str(exc)}, status_code=400)
+        return JSONResponse({"detail": clip(str(exc), limit)}, status_code=400)
 
     @app.exception_handler(LoaderError)
     async def _loader(_: Request, exc: LoaderError) -> JSONResponse:
         message = str(exc)
         code = 413 if "the limit is" in message else 415 if message.startswith("unsupported format") else 400
-        return JSONResponse({"detail": message}, status_code=code)
+        return JSONResponse({"detail": clip(message, limit)}, status_code=code)
 
     @app.exception_handler(NotFoundError)
     async def _not_found(_: Request, exc: NotFoundError) -> JSONResponse:
-        return JSONResponse({"detail": str(exc)}, status_code=404)
+        return JSONResponse({"detail": clip(str(exc), limit)}, status_code=404)
 
     from chromadb.errors import ChromaError
 
