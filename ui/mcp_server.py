@@ -56,6 +56,7 @@ def create_server(service: PolicyAssistant) -> Any:
     @server.tool()
     def search(query: str, k: int = 5, doc_id: str | None = None) -> dict[str, Any]:
         """Search the clauses of the plan and the laws; returns the best clauses with ids and labels."""
+        query = guard(lambda: service.check_text(query, "query"))
         hits = guard(lambda: service.search(query, k=k, doc_id=doc_id or None))
         return {"query": query, "hits": [{"clause_id": h.clause.clause_id, "label": h.clause.label,
                                           "doc_id": h.clause.doc_id, "doc_title": h.clause.doc_title,

@@ -82,9 +82,10 @@ def health(service: Service) -> HealthOut:
 
 @router.post("/search", response_model=SearchOut, responses=ERRORS, tags=["read"])
 def search(body: SearchIn, service: Service, slots: Slots) -> dict[str, Any]:
+    query = service.check_text(body.query, "query")  # the cleaned text is what is searched and echoed
     with slots.take():
-        hits = service.search(body.query, k=body.k, doc_id=body.doc_id or None)
-    return {"query": body.query, "hits": [hit_json(h) for h in hits]}
+        hits = service.search(query, k=body.k, doc_id=body.doc_id or None)
+    return {"query": query, "hits": [hit_json(h) for h in hits]}
 
 
 @router.post("/ask", response_model=AnswerOut, responses=ERRORS, tags=["read"])
