@@ -6,8 +6,10 @@ Writes are crash-safe and never expose half a document:
 2. the registry entry of the document is switched to the new hash (the commit point);
 3. clauses of older generations are deleted.
 
-A restart in the middle leaves extra generations behind, which :meth:`ClauseStore.repair`
-removes; a reader only ever trusts the generation the registry names.
+A write that fails (storage error) removes the records it added at once (:meth:`ClauseStore.cleanup`:
+the document's clauses its committed generation does not name; the previous version stays). A crash, or a
+storage that also refuses the cleanup, leaves extra generations behind, which :meth:`ClauseStore.repair`
+removes at the next start; a reader only ever trusts the generation the registry names.
 
 Usage::
 
@@ -182,30 +184,60 @@ class ClauseStore:
         texts = [c.text for c in parsed.clauses]
         vectors = self.embedder.embed_documents(texts)
         metadatas: list[Any] = [self._metadata(c, gen) for c in parsed.clauses]
-        for start in range(0, len(ids), _BATCH):
-            end = start + _BATCH
-            self.collection.upsert(
-                ids=ids[start:end],
-                embeddings=[v.tolist() for v in vectors[start:end]],  # type: ignore[arg-type]
-                documents=texts[start:end],
-                metadatas=metadatas[start:end],
+        try:
+            for start in range(0, len(ids), _BATCH):
+                end = start + _BATCH
+                self.collection.upsert(
+                    ids=ids[start:end],
+                    embeddings=[v.tolist() for v in vectors[start:end]],  # type: ignore[arg-type]
+                    documents=texts[start:end],
+                    metadatas=metadatas[start:end],
+                )
+            # Commit point: the registry now names the new generation.
+            self.registry.upsert(
+                ids=[meta.doc_id],
+                embeddings=[[1.0]],  # type: ignore[arg-type]
+                documents=[meta.model_dump_json()],
+                metadatas=[{"state": "ready", "hash": parsed.content_hash, "clauses": len(ids), "at": time.time()}],
             )
-        # Commit point: the registry now names the new generation.
-        self.registry.upsert(
-            ids=[meta.doc_id],
-            embeddings=[[1.0]],  # type: ignore[arg-type]
-            documents=[meta.model_dump_json()],
-            metadatas=[{"state": "ready", "hash": parsed.content_hash, "clauses": len(ids), "at": time.time()}],
-        )
-        self.collection.delete(where={"$and": [{"doc_id": meta.doc_id}, {"gen": {"$ne": gen}}]})  # type: ignore[dict-item]
+            self.collection.delete(where={"$and": [{"doc_id": meta.doc_id}, {"gen": {"$ne": gen}}]})  # type: ignore[dict-item]
+        except Exception:
+            self.cleanup(meta.doc_id)
+            raise
         self._bump_generation()
         return True
+
+    def cleanup(self, doc_id: str) -> int:
+        """Right after a failed write: delete the document's clauses that its committed generation does not name.
+
+        The committed version (the registry entry, if any) stays as it was; with no registry entry every clause
+        of ``doc_id`` goes. Best effort: when the storage refuses this too (read-only, full), the records stay
+        until :meth:`repair` removes them on the next start. Returns how many records were deleted.
+        """
+        try:
+            entry = self._registry_entry(doc_id)
+            got = self.collection.get(where={"doc_id": doc_id}, include=["metadatas"])
+            live = _generation(str(entry["hash"])) if entry and entry.get("hash") else None
+            stale = [cid for cid, md in zip(got["ids"], got["metadatas"] or [])
+                     if live is None or (md or {}).get("gen") != live]
+            for start in range(0, len(stale), _BATCH):
+                self.collection.delete(ids=stale[start:start + _BATCH])
+        except Exception as exc:  # noqa: BLE001 - the original error is the one to report
+            log.warning("could not clean up after a failed write of %r (left to repair at restart): %s", doc_id, exc)
+            return 0
+        if stale:
+            log.warning("removed %d partial clauses of %r after a failed write", len(stale), doc_id)
+        return len(stale)
 
     def delete(self, doc_id: str) -> bool:
         """Remove a document and every one of its clauses; False when it is unknown."""
         known = self._registry_entry(doc_id) is not None
         self.registry.delete(ids=[doc_id])
-        self.collection.delete(where={"doc_id": doc_id})
+        try:
+            self.collection.delete(where={"doc_id": doc_id})
+        except Exception:
+            self.cleanup(doc_id)  # the registry entry is gone: any clause left of doc_id is an orphan
+            raise
         if known:
             self._bump_generation()
         return known

@@ -1,0 +1,131 @@
+"""A write that fails in the middle (storage error) is cleaned up at once, not at the next restart (issue 11).
+
+The failure is injected in the storage layer: the Chroma collection raises on its second batch, as a full disk
+would in the middle of a large upload. The store is real (embedded Chroma in a temp folder); the embedder is a
+tiny deterministic stub so the test needs no model.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from chromadb.errors import InternalError
+
+import retrieval.store as store_module
+from corpus.models import Clause, DocumentMeta, ParsedDocument
+from retrieval.store import ClauseStore, make_client
+
+FULL = InternalError("database or disk is full")
+
+
+class StubEmbedder:
+    spec = "stub-8"
+
+    def embed_documents(self, texts: list[str]) -> np.ndarray:
+        rows = [np.frombuffer((t * 8).encode()[:8].ljust(8, b"x"), dtype=np.uint8).astype(np.float32) + 1 for t in texts]
+        out = np.array(rows)
+        return out / np.linalg.norm(out, axis=1, keepdims=True)
+
+    def embed_query(self, text: str) -> np.ndarray:
+        return self.embed_documents([text])[0]
+
+
+def parsed(doc_id: str, version: str, n: int = 7) -> ParsedDocument:
+    meta = DocumentMeta(doc_id=doc_id, title=f"{doc_id} {version}")
+    clauses = [Clause(clause_id=f"{doc_id}/{i}", doc_id=doc_id, doc_title=meta.title, label=str(i),
+                      text=f"{version} 第{i}条 内容", order=i) for i in range(n)]
+    return ParsedDocument(meta=meta, clauses=clauses,
+                          content_hash=ParsedDocument.hash_text("".join(c.text for c in clauses)))
+
+
+class FailingCollection:
+    """Wraps a Chroma collection; ``upsert`` fails on the call number ``fail_on`` (1-based)."""
+
+    def __init__(self, inner, fail_on: int) -> None:
+        self.inner, self.fail_on, self.calls = inner, fail_on, 0
+
+    def upsert(self, *args, **kwargs):
+        self.calls += 1
+        if self.calls == self.fail_on:
+            raise FULL
+        return self.inner.upsert(*args, **kwargs)
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+
+@pytest.fixture()
+def store(tmp_path, monkeypatch) -> ClauseStore:
+    monkeypatch.setattr(store_module, "_BATCH", 2)  # 7 clauses → 4 batches, so a failure can hit the middle
+    return ClauseStore(make_client(tmp_path / "chroma"), StubEmbedder(), prefix="t")
+
+
+def records(store: ClauseStore, doc_id: str) -> set[str]:
+    return set(store.collection.get(where={"doc_id": doc_id})["ids"])
+
+
+def test_a_failed_first_upload_leaves_no_record(store) -> None:
+    store.collection = FailingCollection(store.collection, fail_on=3)  # two batches written, the third fails
+    with pytest.raises(InternalError):
+        store.upsert(parsed("new-doc", "v1"))
+    assert records(store, "new-doc") == set()
+    assert "new-doc" not in store.documents()
+    assert store.repair() == 0  # nothing left for the restart to do
+
+
+def test_a_failed_replacement_keeps_the_previous_version_whole(store) -> None:
+    assert store.upsert(parsed("doc", "v1"))
+    before = records(store, "doc")
+    assert len(before) == 7
+    store.collection = FailingCollection(store.collection, fail_on=2)
+    with pytest.raises(InternalError):
+        store.upsert(parsed("doc", "v2"))
+    assert records(store, "doc") == before
+    assert store.documents()["doc"].content_hash == parsed("doc", "v1").content_hash
+    texts = [c.text for _, c in store.clauses()]
+    assert texts and all(t.startswith("v1") for t in texts)
+    assert store.repair() == 0
+    # and the storage recovered: the same replacement now goes through and leaves only v2
+    store.collection = store.collection.inner
+    assert store.upsert(parsed("doc", "v2"))
+    assert all(c.text.startswith("v2") for _, c in store.clauses())
+    assert len(records(store, "doc")) == 7
+
+
+def test_a_failed_registry_commit_removes_the_new_generation(store, monkeypatch) -> None:
+    assert store.upsert(parsed("doc", "v1"))
+    before = records(store, "doc")
+
+    class BrokenRegistry:
+        def __init__(self, inner) -> None:
+            self.inner = inner
+
+        def upsert(self, *args, **kwargs):
+            raise FULL
+
+        def __getattr__(self, name):
+            return getattr(self.inner, name)
+
+    store.registry = BrokenRegistry(store.registry)
+    with pytest.raises(InternalError):
+        store.upsert(parsed("doc", "v2"))
+    assert records(store, "doc") == before
+    assert store.documents()["doc"].content_hash == parsed("doc", "v1").content_hash
+
+
+def test_when_the_cleanup_fails_too_repair_removes_the_rest_at_the_next_start(store) -> None:
+    assert store.upsert(parsed("doc", "v1"))
+    before = records(store, "doc")
+    inner = store.collection
+
+    class NothingWorks(FailingCollection):
+        def delete(self, *args, **kwargs):
+            raise FULL
+
+    store.collection = NothingWorks(inner, fail_on=3)
+    with pytest.raises(InternalError):
+        store.upsert(parsed("doc", "v2"))
+    store.collection = inner
+    assert records(store, "doc") > before  # the partial v2 records are still there
+    assert store.repair() == 4  # two batches of two
+    assert records(store, "doc") == before
