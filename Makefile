@@ -10,7 +10,7 @@ export HF_HUB_OFFLINE ?= 1
 export GRADIO_ANALYTICS_ENABLED ?= False
 export ANONYMIZED_TELEMETRY ?= False
 
-.PHONY: run install test test-fast lint bench eval clean
+.PHONY: run install test test-fast lint bench eval soak clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -44,6 +44,11 @@ lint: $(TEST_STAMP)
 
 bench: $(TEST_STAMP)
 	$(PY) -m eval.bench
+
+# 100 keep-alive clients for 60 s, then 1,200 hostile requests, against a served index (figures, no test).
+soak: $(TEST_STAMP)
+	$(BIN)/policy-assistant ingest
+	$(PY) -m eval.soak --clients 100 --seconds 60 --hostile 1200
 
 # The dev set in process; fails when a headline metric falls below eval/baseline.json (also run by
 # `make test` through tests/test_eval_runner.py::test_dev_set_meets_the_committed_baseline).
