@@ -519,7 +519,8 @@ def build_ui(assistant: PolicyAssistant) -> gr.Blocks:
             return f"❌ {exc}", gr.update(), gr.update()
         return f"✅ 已删除 {doc_id}", browser(), gr.update(choices=doc_choices(), value=None)
 
-    with gr.Blocks(title="福州服务业扩大开放政策助手") as demo:
+    # Gradio's temp files (uploads through the 管理 tab, downloads) are deleted hourly once a day old.
+    with gr.Blocks(title="福州服务业扩大开放政策助手", delete_cache=(3600, 86400)) as demo:
         gr.HTML('<div id="pa-header"><h1>福州服务业扩大开放 · 政策助手</h1>'
                 '<p>依据《福州市服务业扩大开放综合试点工作实施方案（征求意见稿）》及13部国家法律法规作答；'
                 '每个结论都注明出处，点击红色标注即可查看条款原文。找不到依据时会明确说明。'
