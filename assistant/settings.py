@@ -61,6 +61,7 @@ class Settings(BaseSettings):
     max_upload_bytes: int = 10 * 1024 * 1024
     max_unpacked_bytes: int = 100 * 1024 * 1024  # a .docx (zip) may unpack to this much
     max_pdf_pages: int = 2000
+    max_parse_seconds: float = 30.0  # .docx/.pdf/.html parsed in a child process killed after this; 0: in-process
     host: str = "127.0.0.1"
     # Host headers the server answers (DNS rebinding): comma-separated; "auto" = loopback names when HOST is a
     # loopback address, any host when it listens on all interfaces (then set the real names in production).

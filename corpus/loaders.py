@@ -29,13 +29,17 @@ class DocumentLoader:
         max_unpacked_bytes: a .docx whose parts unpack to more than this is refused before it is
             opened (a zip bomb costs nothing).
         max_pages: a PDF with more pages is refused before any page is read.
+        max_seconds: .docx, .pdf and .html files are parsed in a child process that is killed after this many
+            seconds (a clear error, nothing indexed); ``0`` parses in this process with no time limit. Plain
+            text (.txt, .md) is always decoded in this process: its cost is linear in ``max_bytes``.
     """
 
     def __init__(self, max_bytes: int = 20 * 1024 * 1024, max_unpacked_bytes: int = 100 * 1024 * 1024,
-                 max_pages: int = 2000) -> None:
+                 max_pages: int = 2000, max_seconds: float = 0.0) -> None:
         self.max_bytes = max_bytes
         self.max_unpacked_bytes = max_unpacked_bytes
         self.max_pages = max_pages
+        self.max_seconds = max_seconds
 
     def run(self, path: Path) -> tuple[str, dict[str, str]]:
         """Return ``(text, header_metadata)`` for the file at ``path``."""
@@ -57,19 +61,10 @@ class DocumentLoader:
             raise LoaderError(f"{filename} is {len(data)} bytes; the limit is {self.max_bytes}")
         if not data.strip():
             raise LoaderError(f"{filename} is empty")
-        try:
-            if suffix in (".txt", ".md"):
-                text = self._decode(data, filename)
-            elif suffix == ".docx":
-                text = self._docx(data)
-            elif suffix == ".pdf":
-                text = self._pdf(data)
-            else:
-                text = self._html(self._decode(data, filename))
-        except LoaderError:
-            raise
-        except Exception as exc:  # noqa: BLE001 - any parser failure means a broken file
-            raise LoaderError(f"cannot read {filename} as {suffix}: the file looks corrupt ({type(exc).__name__})") from exc
+        if suffix in (".txt", ".md") or self.max_seconds <= 0:
+            text = self._extract(suffix, data, filename)
+        else:
+            text = self._extract_in_child(suffix, data, filename)
         text = text.lstrip("\ufeff")
         header: dict[str, str] = {}
         first, _, rest = text.partition("\n")
@@ -79,6 +74,49 @@ class DocumentLoader:
         if not text.strip():
             raise LoaderError(f"{filename} contains no text")
         return text, header
+
+    def _extract(self, suffix: str, data: bytes, filename: str) -> str:
+        try:
+            if suffix in (".txt", ".md"):
+                return self._decode(data, filename)
+            if suffix == ".docx":
+                return self._docx(data)
+            if suffix == ".pdf":
+                return self._pdf(data)
+            return self._html(self._decode(data, filename))
+        except LoaderError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - any parser failure means a broken file
+            raise LoaderError(f"cannot read {filename} as {suffix}: the file looks corrupt ({type(exc).__name__})") from exc
+
+    def _extract_in_child(self, suffix: str, data: bytes, filename: str) -> str:
+        """:meth:`_extract` in a fresh (spawned) process, killed after ``max_seconds``."""
+        import multiprocessing
+
+        ctx = multiprocessing.get_context("spawn")  # no fork of a threaded server
+        receive, send = ctx.Pipe(duplex=False)
+        limits = DocumentLoader(self.max_bytes, self.max_unpacked_bytes, self.max_pages, 0.0)
+        child = ctx.Process(target=_child_extract, args=(limits, suffix, data, filename, send), daemon=True)
+        child.start()
+        send.close()
+        try:
+            if not receive.poll(self.max_seconds):
+                raise LoaderError(f"parsing {filename} took longer than the limit of {self.max_seconds:g} s; "
+                                  "the file is refused (too complex or crafted)")
+            try:
+                ok, value = receive.recv()
+            except EOFError:
+                child.join(1)
+                raise LoaderError(f"cannot read {filename} as {suffix}: the parser stopped "
+                                  f"(exit code {child.exitcode})") from None
+        finally:
+            receive.close()
+            if child.is_alive():
+                child.kill()
+            child.join(5)
+        if not ok:
+            raise LoaderError(value)
+        return str(value)
 
     @staticmethod
     def _decode(data: bytes, filename: str) -> str:
@@ -121,3 +159,15 @@ class DocumentLoader:
                   if not el.find(["p", "li", "div", "h1", "h2", "h3", "h4"])]
         text = "\n".join(b for b in blocks if b)
         return text or soup.get_text("\n", strip=True)
+
+
+def _child_extract(loader: DocumentLoader, suffix: str, data: bytes, filename: str, send) -> None:  # noqa: ANN001
+    """Run in the child process: send ``(True, text)`` or ``(False, message)``."""
+    try:
+        result: tuple[bool, str] = (True, loader._extract(suffix, data, filename))
+    except LoaderError as exc:
+        result = (False, str(exc))
+    except MemoryError:
+        result = (False, f"cannot read {filename}: it needs too much memory to parse")
+    send.send(result)
+    send.close()
