@@ -86,7 +86,8 @@ class PolicyAssistant:
         self._write_lock = threading.Lock()
         self.loader = DocumentLoader(max_bytes=self.settings.max_upload_bytes,
                                      max_unpacked_bytes=self.settings.max_unpacked_bytes,
-                                     max_pages=self.settings.max_pdf_pages)
+                                     max_pages=self.settings.max_pdf_pages,
+                                     max_seconds=self.settings.max_parse_seconds)
         self.parser = ClauseParser()
         self.embedding_notice: str | None = None
 

@@ -51,7 +51,7 @@ def test_a_docx_parsed_in_the_child_gives_the_same_text_as_in_process() -> None:
 
 @pytest.mark.parametrize(("name", "data", "message"), [
     ("a.docx", b"not a zip file at all", "corrupt"),
-    ("a.html", "<p>".encode() * 3 + b"\xff\xfe\xfa" * 4, "neither UTF-8"),
+    ("a.html", b"<p>" * 3 + b"\xff\xfe\xfa" * 4, "neither UTF-8"),
 ])
 def test_errors_raised_in_the_child_come_back_as_the_same_clear_error(name: str, data: bytes, message: str) -> None:
     with pytest.raises(LoaderError, match=message):
