@@ -313,7 +313,7 @@ def serve(host: str | None = typer.Option(None, help="Interface to listen on (de
     """Start the web app: the chat page at /, the REST API under /api (docs at /docs), OpenAI-compatible /v1."""
     import uvicorn
 
-    from ui.server import create_app
+    from ui.server import create_app, server_config
 
     assistant = _assistant()
     host = host or assistant.settings.host
@@ -323,7 +323,7 @@ def serve(host: str | None = typer.Option(None, help="Interface to listen on (de
     shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
     typer.echo(f"policy assistant: {len(assistant.documents())} documents indexed; "
                f"open http://{shown}:{port}/  (API docs: http://{shown}:{port}/docs)", err=True)
-    uvicorn.run(web, host=host, port=port, log_level="warning")
+    uvicorn.Server(server_config(web, host, port, assistant.settings)).run()
 
 
 @app.command()

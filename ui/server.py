@@ -4,7 +4,7 @@
 Usage::
 
     app = create_app()                      # PolicyAssistant(Settings()) from the environment
-    uvicorn.run(app, host="127.0.0.1", port=7860)
+    uvicorn.Server(server_config(app, "127.0.0.1", 7860, Settings())).run()
 
 Reads run in the threadpool and see one immutable index snapshot each; writes (upload, delete) need
 ``Authorization: Bearer <ADMIN_TOKEN>`` and are serialised by the service. Bad input is always a 4xx:
@@ -129,6 +129,10 @@ def create_app(assistant: PolicyAssistant | None = None, *, with_ui: bool = True
         from ui.app import UI_CSS, UI_HEAD, UI_JS, build_ui, ui_theme
 
         blocks = build_ui(service)
+        # The page's temp files (answers downloaded as .md/.docx, uploads through the 管理 tab): Gradio deletes
+        # those older than UI_CACHE_MAX_AGE_S every few minutes, and all of them when the server stops.
+        age = max(1, service.settings.ui_cache_max_age_s)
+        blocks.delete_cache = (min(age, 300), age)
         app = gr.mount_gradio_app(app, blocks, path="/", theme=ui_theme(), css=UI_CSS, js=UI_JS, head=UI_HEAD,
                                   footer_links=[])
     return app
@@ -230,3 +234,66 @@ def _install_error_handlers(app: FastAPI, limit: int) -> None:
             else:
                 parts.append(f"{where or 'body'}: {err.get('msg')}")
         return JSONResponse({"detail": "; ".join(parts) or "invalid request"}, status_code=422)
+
+
+# ------------------------------------------------------------------ slow connections
+def guarded_h11(header_timeout_s: float) -> type:
+    """uvicorn's h11 protocol with a deadline for a request's headers.
+
+    uvicorn closes an idle keep-alive connection after ``timeout_keep_alive``, but it arms no timer on a new
+    connection nor while a request's headers trickle in, so a client that connects and sends nothing, or a
+    header byte now and then (slowloris), holds its socket forever. Here a connection must deliver complete
+    request headers within ``header_timeout_s`` of opening (and of its previous response); else it is closed.
+    Not covered: a slow request *body* once the headers are in (bounded by the upload size limit) and a client
+    that reads a response slowly (bounded by the kernel's socket buffers and TCP timeouts).
+    """
+    from uvicorn.protocols.http.h11_impl import H11Protocol
+
+    class GuardedH11Protocol(H11Protocol):
+        _deadline: Any = None
+
+        def _arm(self) -> None:
+            self._disarm()
+            self._deadline = self.loop.call_later(header_timeout_s, self._too_slow)
+
+        def _disarm(self) -> None:
+            if self._deadline is not None:
+                self._deadline.cancel()
+                self._deadline = None
+
+        def _too_slow(self) -> None:
+            self._deadline = None
+            if self.cycle is None or self.cycle.response_complete:  # still waiting for a request's headers
+                self.transport.close()
+
+        def connection_made(self, transport: Any) -> None:  # type: ignore[override]
+            super().connection_made(transport)
+            self._arm()
+
+        def data_received(self, data: bytes) -> None:
+            before = self.cycle
+            super().data_received(data)
+            if self.cycle is not before:  # a request's headers are complete
+                self._disarm()
+
+        def on_response_complete(self) -> None:
+            super().on_response_complete()
+            if not self.transport.is_closing():
+                self._arm()
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            self._disarm()
+            super().connection_lost(exc)
+
+    return GuardedH11Protocol
+
+
+def server_config(app: Any, host: str, port: int, settings: Settings) -> Any:
+    """The uvicorn configuration ``serve`` uses: idle keep-alive and header deadlines, h11's header size cap."""
+    import uvicorn
+
+    return uvicorn.Config(app, host=host, port=port, log_level="warning",
+                          http=guarded_h11(settings.header_timeout_s),
+                          timeout_keep_alive=max(1, round(settings.keep_alive_timeout_s)),
+                          h11_max_incomplete_event_size=16 * 1024)
+
