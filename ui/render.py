@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import html
 from collections.abc import Iterable
+from typing import Any
 from urllib.parse import quote as urlquote
 
 from assistant import citations as markers
@@ -107,6 +108,25 @@ def _snippet(text: str, n: int) -> str:
 def status_badge(status: str) -> str:
     kind = "draft" if "征求意见" in status else "old" if "非最新" in status else "ok" if status == "现行" else "na"
     return f'<span class="pa-badge pa-badge-{kind}">{esc(status)}</span>'
+
+
+def provenance_badge(prov: dict[str, Any] | None) -> str:
+    """A small badge beside a quote whose document did not ship with the assistant (empty for shipped ones)."""
+    if not prov or prov.get("origin") == "shipped":
+        return ""
+    when = f" · {str(prov['added_at'])[:10]}" if prov.get("added_at") else ""
+    return (f'<span class="pa-badge pa-badge-upload" title="{esc(str(prov.get("added_by") or ""))}">'
+            f'{esc(str(prov.get("label") or "上传文件"))}{esc(when)}</span>')
+
+
+def clause_warning_html(clause: dict[str, Any]) -> str:
+    """The clause view's warning (``/api/clauses/{id}`` JSON in): provenance of an uploaded document and each
+    flagged sentence with its reason; empty for a shipped clause with no flag."""
+    if not clause.get("warning"):
+        return ""
+    items = "".join(f'<li><q>{esc(f["sentence"])}</q> — {esc(f["reason"])}</li>' for f in clause.get("flags") or [])
+    return (f'<div class="pa-v-warning" role="alert">{provenance_badge(clause.get("provenance"))} '
+            f'{esc(clause["warning"])}{f"<ul>{items}</ul>" if items else ""}</div>')
 
 
 class _Node:

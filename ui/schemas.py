@@ -66,6 +66,17 @@ AnswerOut = derive(
                                               "the nearest clauses; counted as refused) | refuse")),
     support_score=(float, Field(0.0, description="the gate's P(answerable)")))
 
+ProvenancedCitationOut = derive(
+    "ProvenancedCitationOut", Citation, [], base=CitationOut,
+    doc="A cited clause with where its document came from (REST answers).",
+    provenance=(dict[str, Any] | None, Field(None, description=(
+        "origin shipped|uploaded, label, status, added_at, added_by of the clause's document"))))
+
+ProvenancedAnswerOut = derive(
+    "ProvenancedAnswerOut", Answer, [], base=AnswerOut,
+    doc="An answer with its citations, each with its document's provenance.",
+    citations=(list_of(ProvenancedCitationOut), ...), nearest=(list_of(ProvenancedCitationOut), ...))
+
 HitOut = derive("HitOut", Citation, ["clause_id", "doc_id", "doc_title", "path", "label", "text"],
                 doc="One retrieved clause with its fused score.", score=(float, ...))
 
@@ -86,7 +97,12 @@ ClauseOut = derive("ClauseOut", Citation, ["clause_id", "doc_id", "doc_title"],
                    doc="A clause with its document's status, heading path and neighbours.",
                    status=(str, ...), path=(str, ...), path_parts=(list[str], ...),
                    label=(str, ...), kind=(str, ...), text=(str, ...),
-                   previous=(ClauseRef | None, None), next=(ClauseRef | None, None))
+                   previous=(ClauseRef | None, None), next=(ClauseRef | None, None),
+                   provenance=(dict[str, Any], Field(default_factory=dict, description=(
+                       "where the document came from: origin shipped|uploaded, label, status, added_at, added_by"))),
+                   flags=(list[dict[str, Any]], Field(default_factory=list, description=(
+                       "sentences that address the reader as a system or model: sentence, start, rule, reason"))),
+                   warning=(str, Field("", description="one line for the reader; empty for a shipped, unflagged clause")))
 
 UploadOut = derive("UploadOut", DocumentMeta, ["doc_id", "title", "status"], doc="The result of an upload.",
                    clauses=(int, ...), changed=(bool, ...))

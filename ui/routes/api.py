@@ -22,8 +22,8 @@ from assistant.models import Answer, Citation
 from assistant.service import InputError, LoaderError, NotFoundError, storage_error
 from ui.auth import require_admin
 from ui.deps import Service, Slots, once
+from ui.provenance import clause_flags, provenance, warning_text, with_provenance
 from ui.schemas import (
-    AnswerOut,
     AskIn,
     ClauseOut,
     DeleteOut,
@@ -34,6 +34,7 @@ from ui.schemas import (
     FeedbackIn,
     FeedbackOut,
     HealthOut,
+    ProvenancedAnswerOut,
     SearchIn,
     SearchOut,
     UploadOut,
@@ -88,11 +89,11 @@ def search(body: SearchIn, service: Service, slots: Slots) -> dict[str, Any]:
     return {"query": query, "hits": [hit_json(h) for h in hits]}
 
 
-@router.post("/ask", response_model=AnswerOut, responses=ERRORS, tags=["read"])
+@router.post("/ask", response_model=ProvenancedAnswerOut, responses=ERRORS, tags=["read"])
 def ask(body: AskIn, service: Service, slots: Slots) -> dict[str, Any]:
     with slots.take():
         answer = service.ask(body.question, list(body.history))
-    return answer_json(answer)
+    return with_provenance(service, answer_json(answer))
 
 
 @router.post("/ask/stream", responses=ERRORS, tags=["read"], response_class=EventSourceResponse,
@@ -111,11 +112,12 @@ async def ask_stream(body: AskIn, service: Service, slots: Slots) -> EventSource
         release()
         raise
     # Released when the stream ends, or after the response if the stream never started.
-    return EventSourceResponse(_sse(events, release), ping=15, background=BackgroundTask(release))
+    return EventSourceResponse(_sse(events, release, service), ping=15, background=BackgroundTask(release))
 
 
 
-async def _sse(events: Iterator[dict[str, Any]], done: Callable[[], None]) -> AsyncIterator[dict[str, str]]:
+async def _sse(events: Iterator[dict[str, Any]], done: Callable[[], None],
+               service: Any = None) -> AsyncIterator[dict[str, str]]:
     """The service's events as SSE; each blocking step of the answerer runs in the threadpool. Any failure
     ends the stream with an ``error`` event (then ``done``); ``done()`` runs once the stream is over."""
     try:
@@ -124,6 +126,7 @@ async def _sse(events: Iterator[dict[str, Any]], done: Callable[[], None]) -> As
                 yield {"event": "token", "data": json.dumps({"text": event["text"]}, ensure_ascii=False)}
             elif event["type"] == "answer":
                 body = answer_json(event["answer"])
+                body = with_provenance(service, body) if service is not None else body
                 body.pop("answer", None)
                 yield {"event": "citations", "data": json.dumps(body, ensure_ascii=False)}
     except (InputError, LoaderError, NotFoundError, ValueError) as exc:
@@ -175,9 +178,11 @@ def document_table(doc_id: str, service: Service, format: Annotated[str, Query(d
 def clause(clause_id: str, service: Service) -> dict[str, Any]:
     view = service.clause(clause_id)
     c = view.clause
+    prov, flags = provenance(service, c.doc_id), clause_flags(c.text)
     return {"clause_id": c.clause_id, "doc_id": c.doc_id, "doc_title": c.doc_title, "status": view.document.status,
             "path": c.path_text, "path_parts": c.path, "label": c.label, "kind": c.kind, "text": c.text,
-            "previous": clause_ref(view.previous), "next": clause_ref(view.next)}
+            "previous": clause_ref(view.previous), "next": clause_ref(view.next),
+            "provenance": prov, "flags": flags, "warning": warning_text(prov, flags)}
 
 
 @router.post("/documents", response_model=UploadOut, status_code=201, responses=WRITE_ERRORS, tags=["admin"],
