@@ -70,7 +70,7 @@ class Settings(BaseSettings):
     port: int = 7860
     keep_alive_timeout_s: float = 5.0  # an idle keep-alive connection is closed after this (uvicorn)
     header_timeout_s: float = 10.0  # a connection must send a request's complete headers within this; else closed
-    ui_cache_max_age_s: int = 3600  # the page's temp files (Gradio cache) older than this are deleted
+    ui_cache_max_age_s: int = 86400  # the page's temp files (Gradio cache) older than this are deleted
 
     # generative mode
     llm_provider: Literal["none", "openai", "ollama"] = "none"

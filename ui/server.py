@@ -130,9 +130,10 @@ def create_app(assistant: PolicyAssistant | None = None, *, with_ui: bool = True
 
         blocks = build_ui(service)
         # The page's temp files (answers downloaded as .md/.docx, uploads through the 管理 tab): Gradio deletes
-        # those older than UI_CACHE_MAX_AGE_S every few minutes, and all of them when the server stops.
+        # those older than UI_CACHE_MAX_AGE_S (checked hourly, or more often for a shorter age), and all of them
+        # when the server stops. This sets what ui/app.py's gr.Blocks(delete_cache=…) gives, from the setting.
         age = max(1, service.settings.ui_cache_max_age_s)
-        blocks.delete_cache = (min(age, 300), age)
+        blocks.delete_cache = (min(age, 3600), age)
         app = gr.mount_gradio_app(app, blocks, path="/", theme=ui_theme(), css=UI_CSS, js=UI_JS, head=UI_HEAD,
                                   footer_links=[])
     return app
