@@ -11,7 +11,7 @@ True
 from __future__ import annotations
 
 import html
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 from urllib.parse import quote as urlquote
 
@@ -60,10 +60,30 @@ def streaming_html(text: str) -> str:
     return f'<div class="pa-answer pa-streaming">{_lines(text)}<span class="pa-caret">▍</span></div>'
 
 
+#: ``doc_id → provenance`` (``ui.provenance.provenance``), set by :func:`ui.server.create_app` for the page it
+#: mounts, so every quote of an uploaded document carries its badge; unset (or unknown ids): no badge.
+_provenance_lookup: Callable[[str], dict[str, Any]] | None = None
+
+
+def set_provenance_lookup(lookup: Callable[[str], dict[str, Any]] | None) -> None:
+    global _provenance_lookup
+    _provenance_lookup = lookup
+
+
+def _upload_badge(doc_id: str) -> str:
+    if _provenance_lookup is None:
+        return ""
+    try:
+        prov = _provenance_lookup(doc_id)
+    except Exception:  # noqa: BLE001 - a badge never breaks an answer
+        return ""
+    return f" {provenance_badge(prov)}" if prov.get("origin") == "uploaded" else ""
+
+
 def _citation_list(citations: list[Citation], title: str) -> str:
     items = "".join(
         f'<li>{cite_link(c.clause_id, c.label, c.quote)} <span class="pa-src">《{esc(c.doc_title)}》'
-        f'{esc(c.path)}</span></li>' for c in citations)
+        f'{esc(c.path)}</span>{_upload_badge(c.doc_id)}</li>' for c in citations)
     return f'<div class="pa-citations"><div class="pa-cit-title">{esc(title)}</div><ol>{items}</ol></div>'
 
 
@@ -73,7 +93,7 @@ def answer_html(answer: Answer) -> str:
         head = answer.answer.split("\n", 1)[0].strip() or "现有语料中没有能回答该问题的条款。"
         nearest = "".join(
             f'<li>{cite_link(c.clause_id, c.label, "")} <span class="pa-src">《{esc(c.doc_title)}》'
-            f'{esc(c.path)}</span><div class="pa-snippet">{esc(_snippet(c.text, 90))}</div></li>'
+            f'{esc(c.path)}</span>{_upload_badge(c.doc_id)}<div class="pa-snippet">{esc(_snippet(c.text, 90))}</div></li>'
             for c in answer.nearest)
         body = (f'{_understood(answer)}<div class="pa-refusal" data-refused="true"><div class="pa-refusal-title">⚠ 未找到可依据的条款'
                 f'（不作回答）</div><div class="pa-refusal-text">{esc(head)}</div>')

@@ -126,8 +126,11 @@ def create_app(assistant: PolicyAssistant | None = None, *, with_ui: bool = True
     if with_ui:
         import gradio as gr
 
+        from ui import render
         from ui.app import UI_CSS, UI_HEAD, UI_JS, build_ui, ui_theme
+        from ui.provenance import provenance
 
+        render.set_provenance_lookup(lambda doc_id: provenance(service, doc_id))
         blocks = build_ui(service)
         # The page's temp files (answers downloaded as .md/.docx, uploads through the 管理 tab): Gradio deletes
         # those older than UI_CACHE_MAX_AGE_S (checked hourly, or more often for a shorter age), and all of them

@@ -10,6 +10,8 @@ from fastapi.testclient import TestClient
 
 from assistant.service import PolicyAssistant
 from assistant.settings import Settings
+from ui import render
+from ui.provenance import provenance
 from ui.render import clause_warning_html, provenance_badge
 from ui.server import create_app
 
@@ -22,11 +24,27 @@ INJECTED = """第一条 为了管理琥珀隧道的通行，制定本规定。
 
 
 @pytest.fixture()
-def uploaded(tmp_path: Path) -> Iterator[TestClient]:
+def service(tmp_path: Path) -> PolicyAssistant:
     svc = PolicyAssistant(Settings(data_dir=tmp_path / "data", llm_provider="none"))
     svc.ingest_bytes(INJECTED.encode(), "amber.txt", doc_id="amber-tunnel", title="琥珀隧道通行规定", status="现行")
-    with TestClient(create_app(svc, with_ui=False)) as client:
+    return svc
+
+
+@pytest.fixture()
+def uploaded(service: PolicyAssistant) -> Iterator[TestClient]:
+    with TestClient(create_app(service, with_ui=False)) as client:
         yield client
+
+
+def test_the_page_shows_the_upload_badge_beside_each_quote_of_an_uploaded_document(service, monkeypatch) -> None:
+    answer = service.ask("琥珀隧道夜间限速多少？")
+    monkeypatch.setattr(render, "_provenance_lookup", None)
+    plain = render.answer_html(answer)
+    assert "pa-badge-upload" not in plain
+    render.set_provenance_lookup(lambda doc_id: provenance(service, doc_id))
+    shown = render.answer_html(answer)
+    quoted = answer.citations or answer.nearest
+    assert quoted and shown.count("pa-badge-upload") == len(quoted)
 
 
 def test_the_clause_view_of_an_uploaded_injected_clause_warns(uploaded: TestClient) -> None:
