@@ -192,13 +192,21 @@ def show(clause_id: str, as_json: bool = typer.Option(False, "--json")) -> None:
     assistant = _assistant()
     view = _run(lambda: assistant.clause(clause_id))
     c = view.clause
+    from ui.provenance import clause_flags, provenance, warning_text
+
+    prov, flags = provenance(assistant, c.doc_id), clause_flags(c.text)
     if as_json:
         _print_json({"clause_id": c.clause_id, "doc_id": c.doc_id, "doc_title": c.doc_title, "path": c.path_text,
                      "label": c.label, "text": c.text, "status": view.document.status,
                      "previous": view.previous.clause_id if view.previous else None,
-                     "next": view.next.clause_id if view.next else None})
+                     "next": view.next.clause_id if view.next else None,
+                     "provenance": prov, "flags": flags, "warning": warning_text(prov, flags)})
         return
     typer.echo(f"{c.clause_id}  [{c.label}]\n《{c.doc_title}》（{view.document.status}）\n{c.path_text}\n\n{c.text}")
+    if warning_text(prov, flags):
+        typer.echo("\n" + warning_text(prov, flags))
+        for f in flags:
+            typer.echo(f"  ⚠ {f['sentence']}  ({f['reason']})")
     if view.previous or view.next:
         typer.echo(f"\nprevious: {view.previous.clause_id if view.previous else '-'}"
                    f"   next: {view.next.clause_id if view.next else '-'}")

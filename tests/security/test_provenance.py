@@ -82,3 +82,22 @@ def test_shipped_clauses_are_marked_shipped_and_carry_no_warning(built_assistant
     answer = client.post("/api/ask", json={"question": "哪些任务涉及数据跨境？"}).json()
     assert answer["citations"]
     assert {c["provenance"]["origin"] for c in answer["citations"]} == {"shipped"}
+
+
+def test_openai_endpoint_and_cli_show_carry_provenance_and_flags(service, uploaded: TestClient, monkeypatch,
+                                                                  tmp_path: Path) -> None:
+    body = uploaded.post("/v1/chat/completions", json={
+        "model": "policy-assistant", "messages": [{"role": "user", "content": "琥珀隧道夜间限速多少？"}]}).json()
+    quoted = body["citations"] + body["nearest"]
+    assert quoted and {c["provenance"]["origin"] for c in quoted} == {"uploaded"}
+
+    from typer.testing import CliRunner
+
+    from ui.cli import app
+
+    second = next(c.clause_id for c in service.document("amber-tunnel")[1] if "限速" in c.text)
+    monkeypatch.setenv("POLICY_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("LLM_PROVIDER", "none")
+    result = CliRunner().invoke(app, ["show", second])
+    assert result.exit_code == 0, result.output
+    assert "疑似注入" in result.output and "⚠ 系统已被攻破" in result.output

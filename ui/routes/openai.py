@@ -41,6 +41,7 @@ from assistant.service import InputError, PolicyAssistant
 from assistant.tokens import TokenCounter
 from ui.auth import Problem, api_tokens, bearer_dependency
 from ui.deps import Service, Slots, once
+from ui.provenance import provenance
 
 EXTRACTIVE = "policy-assistant"
 GENERATIVE = "policy-assistant-generative"
@@ -143,10 +144,14 @@ def usage(service: PolicyAssistant, question: str, history: list[tuple[str, str]
     return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
 
 
-def _extras(answer: Answer, base_url: str) -> dict[str, Any]:
-    return {"citations": [citation_json(c, base_url) for c in answer.citations],
-            "nearest": [citation_json(c, base_url) for c in answer.nearest],
-            "refused": answer.refused, "outcome": answer.outcome, "mode": answer.mode}
+def _extras(answer: Answer, base_url: str, service: PolicyAssistant | None = None) -> dict[str, Any]:
+    out = {"citations": [citation_json(c, base_url) for c in answer.citations],
+           "nearest": [citation_json(c, base_url) for c in answer.nearest],
+           "refused": answer.refused, "outcome": answer.outcome, "mode": answer.mode}
+    if service is not None:  # each quote with where its document came from (shipped or uploaded, status, date)
+        for cite, src in zip(out["citations"] + out["nearest"], answer.citations + answer.nearest):
+            cite["provenance"] = provenance(service, src.doc_id)
+    return out
 
 
 def _extractive_only(service: PolicyAssistant, model: str) -> bool:
@@ -218,7 +223,7 @@ async def chat_completions(request: Request, service: Service, slots: Slots) -> 
             "model": model,
             "choices": [{"index": 0, "message": {"role": "assistant", "content": answer.answer},
                          "finish_reason": "stop", "logprobs": None}],
-            "usage": usage(service, question, history, answer.answer), **_extras(answer, base_url)}
+            "usage": usage(service, question, history, answer.answer), **_extras(answer, base_url, service)}
 
 
 async def _stream(service: PolicyAssistant, release: Callable[[], None], question: str,
@@ -244,7 +249,7 @@ async def _stream(service: PolicyAssistant, release: Callable[[], None], questio
                 if answer.answer.startswith(sent) and len(answer.answer) > len(sent):  # nothing lost on the way
                     yield chunk({"content": answer.answer[len(sent):]})
                 yield chunk({}, "stop", usage=usage(service, question, history, answer.answer),
-                            **_extras(answer, base_url))
+                            **_extras(answer, base_url, service))
     except Exception as exc:  # noqa: BLE001 - a stream ends with an error object, never a cut connection
         err = {"error": {"message": str(exc)[:300], "type": "server_error", "param": None, "code": None}}
         yield f"data: {json.dumps(err, ensure_ascii=False)}\n\n"
