@@ -145,13 +145,13 @@ def usage(service: PolicyAssistant, question: str, history: list[tuple[str, str]
 
 
 def _extras(answer: Answer, base_url: str, service: PolicyAssistant | None = None) -> dict[str, Any]:
-    out = {"citations": [citation_json(c, base_url) for c in answer.citations],
-           "nearest": [citation_json(c, base_url) for c in answer.nearest],
-           "refused": answer.refused, "outcome": answer.outcome, "mode": answer.mode}
+    citations = [citation_json(c, base_url) for c in answer.citations]
+    nearest = [citation_json(c, base_url) for c in answer.nearest]
     if service is not None:  # each quote with where its document came from (shipped or uploaded, status, date)
-        for cite, src in zip(out["citations"] + out["nearest"], answer.citations + answer.nearest):
+        for cite, src in zip(citations + nearest, answer.citations + answer.nearest):
             cite["provenance"] = provenance(service, src.doc_id)
-    return out
+    return {"citations": citations, "nearest": nearest, "refused": answer.refused, "outcome": answer.outcome,
+            "mode": answer.mode}
 
 
 def _extractive_only(service: PolicyAssistant, model: str) -> bool:
