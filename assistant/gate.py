@@ -163,7 +163,6 @@ class AnswerabilityGate:
         self.gazetteer = Gazetteer.load()
         self._df: dict[str, int] = {}
         self._df_snapshot = 0
-        self._lowered: list[str] = []
 
     # ------------------------------------------------------------ statistics
     def weights(self, terms: list[str]) -> dict[str, float]:
@@ -171,11 +170,23 @@ class AnswerabilityGate:
         snap = self.retriever.snapshot
         if id(snap) != self._df_snapshot:  # a new snapshot: its statistics start afresh
             self._df, self._df_snapshot = {}, id(snap)
-            self._lowered = [c.text.lower() for c in snap.clauses]
         for t in terms:
             if t not in self._df:
-                self._df[t] = sum(1 for text in self._lowered if t in text)
+                self._df[t] = self._document_frequency(snap, t)
         return idf_weights(terms, self._df, len(snap.clauses))
+
+    @staticmethod
+    def _document_frequency(snap: IndexSnapshot, term: str) -> int:
+        """Clauses containing ``term``, from the lexical index's postings (no scan of all clauses).
+
+        A term that is one index token (one or two CJK characters, one Latin word or number) is counted
+        from its posting list; for a longer term only its candidates (clauses holding all its tokens)
+        are checked for the term itself, so the count stays the substring count the gate was fitted on
+        (Latin words and numbers count whole-word occurrences: '100' no longer matches '1000').
+        """
+        if snap.lexical.is_token(term):
+            return snap.lexical.df(term)
+        return sum(1 for i in snap.lexical.postings(term) if term in snap.clauses[i].text.lower())
 
     def document_frequency(self, term: str) -> int:
         """How many clauses contain ``term`` (after :meth:`weights` has seen it)."""

@@ -8,6 +8,7 @@ Usage::
 
 from __future__ import annotations
 
+import math
 import re
 import unicodedata
 
@@ -72,3 +73,47 @@ class LexicalIndex:
         positive = int(np.count_nonzero(scores > 0))
         top = np.argsort(-scores, kind="stable")[: min(k, positive)]
         return [(int(i), float(scores[i])) for i in top]
+
+    def postings(self, term: str) -> np.ndarray:
+        """Positions of the texts holding every token of ``term`` (sorted; from the index's CSC postings).
+
+        For a CJK term of one or two characters, or one Latin word, these are exactly the texts that
+        contain it; for a longer CJK term they are a superset (all its characters and bigrams occur).
+        """
+        tokens = tokenize(term)
+        if not tokens or not self.size:
+            return np.zeros(0, dtype=np.int64)
+        scores = self._bm25.scores
+        indptr, indices = scores["indptr"], scores["indices"]
+        found: np.ndarray | None = None
+        for tok in sorted(set(tokens), key=lambda t: self._df_of(t)):
+            tid = self._vocab.get(tok)
+            if tid is None:
+                return np.zeros(0, dtype=np.int64)
+            docs = np.asarray(indices[indptr[tid]:indptr[tid + 1]], dtype=np.int64)
+            found = docs if found is None else np.intersect1d(found, docs, assume_unique=True)
+            if not found.size:
+                break
+        return found if found is not None else np.zeros(0, dtype=np.int64)
+
+    def _df_of(self, token: str) -> int:
+        tid = self._vocab.get(token)
+        if tid is None:
+            return 0
+        indptr = self._bm25.scores["indptr"]
+        return int(indptr[tid + 1] - indptr[tid])
+
+    def df(self, term: str) -> int:
+        """Document frequency of ``term``: how many texts hold all its tokens (see :meth:`postings`)."""
+        key = unicodedata.normalize("NFKC", term).lower()
+        if key in tokenize(term):  # the term is itself a token: its posting list's length
+            return self._df_of(key)
+        return int(self.postings(term).size)
+
+    def is_token(self, term: str) -> bool:
+        """Whether ``term`` is one token (a CJK character or bigram, a Latin word): :meth:`df` is then exact."""
+        return unicodedata.normalize("NFKC", term).lower() in tokenize(term)
+
+    def idf(self, term: str) -> float:
+        """``log((N + 1) / (df + 0.5))``, the weighting the answerability gate uses."""
+        return math.log((self.size + 1) / (self.df(term) + 0.5))
