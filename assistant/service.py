@@ -137,7 +137,8 @@ class PolicyAssistant:
         secondary = self.secondary_embedder if self.settings.retrieval_mode != "lexical" else None
         return HybridRetriever(self.store, mode=self.settings.retrieval_mode, rrf_k=self.settings.rrf_k,
                                dense_weight=self.settings.dense_weight, secondary=secondary,
-                               check_every_s=self.settings.replica_check_s)
+                               check_every_s=self.settings.replica_check_s,
+                               lexical_dir=self.settings.data_dir / "lexical")
 
     @property
     def backend(self) -> str:

@@ -8,9 +8,15 @@ Usage::
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
+import os
 import re
+import shutil
+import tempfile
 import unicodedata
+from pathlib import Path
 
 import bm25s
 import numpy as np
@@ -57,6 +63,60 @@ class LexicalIndex:
         if texts:
             self._bm25.index([tokenize(t) or ["\u2400"] for t in texts], show_progress=False)
         self._vocab: dict[str, int] = dict(self._bm25.vocab_dict) if texts else {}
+
+    # ------------------------------------------------------------ persistence
+    @staticmethod
+    def folder_for(root: Path, key: str) -> Path:
+        """The folder the index saved under ``key`` lives in (inside ``root``)."""
+        return root / f"bm25-{hashlib.sha256(key.encode('utf-8')).hexdigest()[:24]}"
+
+    def save(self, root: Path, key: str) -> Path | None:
+        """Save under ``root`` for ``key`` (e.g. the corpus generation): written to a temporary folder,
+        then renamed into place, so a reader never sees a partial index; older saves are removed.
+        Returns the folder, or None when there is nothing to save or the disk refuses."""
+        if not self.size:
+            return None
+        target = self.folder_for(root, key)
+        try:
+            root.mkdir(parents=True, exist_ok=True)
+            tmp = Path(tempfile.mkdtemp(prefix=".bm25-tmp-", dir=root))
+            try:
+                self._bm25.save(str(tmp), show_progress=False)
+                (tmp / "policy-meta.json").write_text(json.dumps({"key": key, "size": self.size}), encoding="utf-8")
+                if target.exists():
+                    shutil.rmtree(target, ignore_errors=True)
+                os.replace(tmp, target)
+            finally:
+                shutil.rmtree(tmp, ignore_errors=True)
+            for old in root.glob("bm25-*"):
+                if old != target:
+                    shutil.rmtree(old, ignore_errors=True)
+            return target
+        except OSError:
+            return None
+
+    @classmethod
+    def load(cls, root: Path, key: str, size: int) -> LexicalIndex | None:
+        """The index saved for ``key`` holding ``size`` texts, else None (missing, other key, corrupt)."""
+        folder = cls.folder_for(root, key)
+        try:
+            meta = json.loads((folder / "policy-meta.json").read_text(encoding="utf-8"))
+            if meta.get("key") != key or meta.get("size") != size or not size:
+                return None
+            bm25 = bm25s.BM25.load(str(folder), show_progress=False)
+            scores = bm25.scores
+            indptr = np.asarray(scores["indptr"])
+            if int(scores.get("num_docs", -1)) != size or indptr.size < len(bm25.vocab_dict):
+                return None
+            if indptr[-1] != len(scores["indices"]) or len(scores["data"]) != len(scores["indices"]):
+                return None
+        except Exception:  # noqa: BLE001 - a missing, partial or corrupt save is rebuilt
+            return None
+        index = cls.__new__(cls)
+        index.size = size
+        index._bm25 = bm25
+        index._vocab = dict(bm25.vocab_dict)
+        return index
 
     def scores(self, query: str) -> np.ndarray:
         """BM25 score of every indexed text for ``query`` (zeros when no token is known)."""

@@ -9,10 +9,12 @@ Usage::
 
 from __future__ import annotations
 
+import hashlib
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 from pydantic import BaseModel
@@ -61,18 +63,29 @@ class IndexSnapshot:
     generation: str = ""
 
     @classmethod
-    def build(cls, store: ClauseStore, secondary: Embedder | None = None) -> IndexSnapshot:
+    def build(cls, store: ClauseStore, secondary: Embedder | None = None,
+              lexical_dir: Path | None = None) -> IndexSnapshot:
+        """Read the committed corpus; with ``lexical_dir`` the BM25 index saved there for this corpus
+        generation (and these clause ids) is loaded instead of rebuilt, and a rebuilt one is saved."""
         generation = store.generation()
         docs = store.documents()
         pairs = store.clauses(docs)
         clauses = [c for _, c in pairs]
         ids = [cid for cid, _ in pairs]
         texts = [c.text for c in clauses]
+        lexical: LexicalIndex | None = None
+        if lexical_dir is not None and texts:
+            digest = hashlib.sha256("\n".join(ids).encode("utf-8")).hexdigest()
+            key = f"{store.collection.name}|{generation}|{digest}"
+            lexical = LexicalIndex.load(lexical_dir, key, len(texts))
+            if lexical is None:
+                lexical = LexicalIndex(texts)
+                lexical.save(lexical_dir, key)
         return cls(
             documents=docs,
             clauses=clauses,
             chroma_ids=ids,
-            lexical=LexicalIndex(texts),
+            lexical=lexical if lexical is not None else LexicalIndex(texts),
             by_chroma_id={cid: i for i, cid in enumerate(ids)},
             by_clause_id={c.clause_id: i for i, c in enumerate(clauses)},
             secondary=secondary.embed_documents(texts) if secondary is not None and texts else None,
@@ -112,12 +125,15 @@ class HybridRetriever:
         dense_weight: RRF weight of the dense lists (the lexical lists weigh 1).
         check_every_s: how often (at most) a read checks the store's corpus generation and reloads the
             snapshot when another process (a replica on the same Chroma server) changed the corpus.
+        lexical_dir: where the BM25 index is saved per corpus generation (start-up loads it instead of
+            rebuilding); None keeps it in memory only.
         secondary: a second embedding model whose ranking is fused too (its clause vectors live
             in the snapshot; cached by content, so only new clauses are embedded).
     """
 
     def __init__(self, store: ClauseStore, mode: str = "hybrid", rrf_k: int = 60, candidates: int = 50,
-                 dense_weight: float = 1.0, secondary: Embedder | None = None, check_every_s: float = 1.0) -> None:
+                 dense_weight: float = 1.0, secondary: Embedder | None = None, check_every_s: float = 1.0,
+                 lexical_dir: Path | None = None) -> None:
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}")
         if dense_weight < 0:
@@ -132,6 +148,7 @@ class HybridRetriever:
         self._snapshot: IndexSnapshot | None = None
         self.check_every_s = check_every_s
         self._checked_at = 0.0
+        self.lexical_dir = lexical_dir
 
     @property
     def snapshot(self) -> IndexSnapshot:
@@ -141,7 +158,7 @@ class HybridRetriever:
         if snap is None:
             with self._lock:
                 if self._snapshot is None:
-                    self._snapshot = IndexSnapshot.build(self.store, self.secondary)
+                    self._snapshot = IndexSnapshot.build(self.store, self.secondary, self.lexical_dir)
                     self._checked_at = time.monotonic()
                 snap = self._snapshot
             return snap
@@ -155,13 +172,13 @@ class HybridRetriever:
             if moved:
                 with self._lock:
                     if self._snapshot is snap:
-                        self._snapshot = IndexSnapshot.build(self.store, self.secondary)
+                        self._snapshot = IndexSnapshot.build(self.store, self.secondary, self.lexical_dir)
                     snap = self._snapshot or snap
         return snap
 
     def refresh(self) -> IndexSnapshot:
         """Rebuild the snapshot from the store (call after a committed write)."""
-        snap = IndexSnapshot.build(self.store, self.secondary)
+        snap = IndexSnapshot.build(self.store, self.secondary, self.lexical_dir)
         self._snapshot = snap
         return snap
 

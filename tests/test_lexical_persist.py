@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import pytest
+
 from retrieval.lexical import LexicalIndex
+from retrieval.vectors import text_key
 
 TEXTS = ["支持境外医疗专业人员短期执业。", "放宽增值电信业务外资准入。", "数据出境安全评估办法。",
          "数据处理者应当开展数据安全评估。", "DEPA data rules, 1000 items.", "境外数据"]
@@ -38,3 +41,122 @@ def test_idf_matches_the_gate_formula() -> None:
     index = LexicalIndex(TEXTS)
     assert index.idf("数据") == math.log((len(TEXTS) + 1) / (_scan("数据") + 0.5))
     assert LexicalIndex([]).df("数据") == 0
+
+
+# ------------------------------------------------------------------ persistence (real Chroma)
+V1 = "第一条 外商投资医疗机构应当依法登记。\n第二条 本办法自公布之日起施行。"
+V2 = "第一条 外商投资养老机构应当依法备案。\n第二条 本办法自公布之日起施行。\n第三条 本办法由民政部门解释。"
+
+
+def test_save_and_load_round_trip_and_refuse_other_keys(tmp_path) -> None:
+    index = LexicalIndex(TEXTS)
+    folder = index.save(tmp_path, "gen-1")
+    assert folder is not None and (folder / "policy-meta.json").exists()
+    loaded = LexicalIndex.load(tmp_path, "gen-1", len(TEXTS))
+    assert loaded is not None
+    assert loaded.run("数据安全评估") == index.run("数据安全评估")
+    assert loaded.df("数据") == index.df("数据")
+    assert LexicalIndex.load(tmp_path, "gen-2", len(TEXTS)) is None
+    assert LexicalIndex.load(tmp_path, "gen-1", len(TEXTS) + 1) is None
+    index.save(tmp_path, "gen-2")  # a newer save replaces the older one
+    assert [p.name for p in tmp_path.iterdir()] == [LexicalIndex.folder_for(tmp_path, "gen-2").name]
+
+
+def test_corrupt_or_partial_save_is_ignored(tmp_path) -> None:
+    index = LexicalIndex(TEXTS)
+    folder = index.save(tmp_path, "g")
+    assert folder is not None
+    (folder / "indices.csc.index.npy").write_bytes(b"\x93NUMPY garbage")
+    assert LexicalIndex.load(tmp_path, "g", len(TEXTS)) is None
+    folder = index.save(tmp_path, "g")
+    (folder / "vocab.index.json").unlink()
+    assert LexicalIndex.load(tmp_path, "g", len(TEXTS)) is None
+    folder = index.save(tmp_path, "g")
+    (folder / "policy-meta.json").write_text("{not json", encoding="utf-8")
+    assert LexicalIndex.load(tmp_path, "g", len(TEXTS)) is None
+
+
+@pytest.mark.model
+def test_start_up_loads_the_saved_index_and_rebuilds_when_the_generation_moved(tmp_path, monkeypatch) -> None:
+    from assistant.service import PolicyAssistant
+    from assistant.settings import Settings
+    from retrieval import retriever as retriever_module
+
+    built: list[int] = []
+
+    class Counting(LexicalIndex):
+        def __init__(self, texts: list[str], *args, **kwargs) -> None:
+            built.append(len(texts))
+            super().__init__(texts, *args, **kwargs)
+
+    monkeypatch.setattr(retriever_module, "LexicalIndex", Counting)
+    settings = Settings(data_dir=tmp_path / "data", retrieval_mode="lexical", replica_check_s=0)
+    f = tmp_path / "notice.txt"
+    f.write_text(V1, encoding="utf-8")
+    first = PolicyAssistant(settings)
+    first.ingest_path(f, doc_id="notice", title="测试办法")
+    assert built and built[-1] == 2
+    saved = list((tmp_path / "data" / "lexical").glob("bm25-*"))
+    assert len(saved) == 1
+
+    built.clear()
+    second = PolicyAssistant(settings)  # a new process on the same data: loads, does not rebuild
+    assert [h.clause.clause_id for h in second.search("医疗机构登记", k=1)] == ["notice/第一条"]
+    assert built == []
+
+    f.write_text(V2, encoding="utf-8")
+    built.clear()
+    first.ingest_path(f, doc_id="notice", title="测试办法")  # the generation moves: rebuilt and saved
+    assert built == [3]
+    assert list((tmp_path / "data" / "lexical").glob("bm25-*")) != saved
+    built.clear()
+    third = PolicyAssistant(settings)
+    assert "养老" in third.search("养老机构备案", k=1)[0].clause.text
+    assert built == []  # the new generation's save is loaded
+
+    built.clear()  # a replica that sees the generation move loads the saved index too
+    assert "养老" in second.search("养老机构备案", k=1)[0].clause.text
+    assert built == []
+
+    for p in (tmp_path / "data" / "lexical").glob("bm25-*/data.csc.index.npy"):
+        p.write_bytes(b"truncated")  # a corrupt save is ignored and rebuilt
+    built.clear()
+    fourth = PolicyAssistant(settings)
+    assert "养老" in fourth.search("养老机构备案", k=1)[0].clause.text
+    assert built == [3]
+
+
+# ------------------------------------------------------------------ vector cache shards
+def test_vector_cache_appends_shards_reads_the_old_file_and_compacts(tmp_path) -> None:
+    import numpy as np
+
+    from retrieval.vectors import VectorCache
+
+    old = VectorCache("fake", None)
+    legacy = tmp_path / "vectors-fake.npz"  # the single file older versions wrote
+    np.savez(legacy, keys=np.array(["0123456789abcdef"], dtype="U16"), vectors=np.ones((1, 4), np.float16))
+    cache = VectorCache("fake", tmp_path)
+    assert len(cache) == len(old) + 1
+    cache.put_many(["甲", "乙"], np.arange(8, dtype=np.float32).reshape(2, 4))
+    cache.put_many(["丙"], np.full((1, 4), 7.0, dtype=np.float32))
+    shards = sorted((tmp_path / "vectors-fake").glob("shard-*.npz"))
+    assert len(shards) == 2
+    with np.load(shards[1]) as data:  # the second write holds only its own vector
+        assert data["keys"].tolist() == [text_key("丙")]
+    again = VectorCache("fake", tmp_path)
+    assert np.allclose(again.get("乙"), [4, 5, 6, 7]) and np.allclose(again.get("丙"), 7.0)
+    assert again.get("丁") is None
+
+    VectorCache.COMPACT_AT, saved = 3, VectorCache.COMPACT_AT
+    try:
+        for i in range(4):
+            cache.put_many([f"文本{i}"], np.full((1, 4), float(i), dtype=np.float32))
+    finally:
+        VectorCache.COMPACT_AT = saved
+    assert len(list((tmp_path / "vectors-fake").glob("shard-*.npz"))) <= 3
+    merged = VectorCache("fake", tmp_path)
+    assert all(np.allclose(merged.get(f"文本{i}"), i) for i in range(4))
+    assert np.allclose(merged.get("甲"), [0, 1, 2, 3])
+
+    (tmp_path / "vectors-fake" / "shard-99999999999999999999-1-x.npz").write_bytes(b"broken")
+    assert np.allclose(VectorCache("fake", tmp_path).get("甲"), [0, 1, 2, 3])  # a damaged shard is skipped
