@@ -2,7 +2,7 @@
 
 The shipped corpus's vectors are computed at build time (``python -m retrieval.vectors``) and ship
 inside the package (``retrieval/resources/vectors-<model>.npz``); vectors of uploaded texts are
-added to a cache file in the data folder. A fresh ``make run`` therefore embeds nothing for the
+appended as small shard files in the data folder. A fresh ``make run`` therefore embeds nothing for the
 shipped corpus, and an upload embeds only its new clauses.
 
 Usage::
@@ -19,6 +19,8 @@ import logging
 import os
 import tempfile
 import threading
+import time
+import uuid
 from pathlib import Path
 
 import numpy as np
@@ -44,22 +46,32 @@ def shipped_path(spec: str) -> Path:
 
 
 class VectorCache:
-    """Vectors of one embedding model keyed by :func:`text_key`: the shipped file plus a user file.
+    """Vectors of one embedding model keyed by :func:`text_key`: the shipped file plus user shards.
+
+    Each :meth:`put_many` appends one small shard file (``<user_dir>/vectors-<model>/*.npz``, written
+    to a temporary name and renamed), so an upload costs its own vectors, not a rewrite of the whole
+    cache; past ``COMPACT_AT`` shards they are merged into one. The single file older versions wrote
+    (``<user_dir>/vectors-<model>.npz``) is still read.
 
     Args:
         spec: the embedding model's spec (names the files).
         user_dir: where vectors of other texts are kept (``None``: memory only).
     """
 
+    #: Shards beyond which the next write merges them into one file.
+    COMPACT_AT = 64
+
     def __init__(self, spec: str, user_dir: Path | None = None) -> None:
         self.spec = spec
         self.user_path = user_dir / f"vectors-{collection_slug(spec)}.npz" if user_dir else None
+        self.shard_dir = user_dir / f"vectors-{collection_slug(spec)}" if user_dir else None
         self._lock = threading.Lock()
         self._vectors: dict[str, np.ndarray] = {}
-        self._user: dict[str, np.ndarray] = {}
-        self._load(shipped_path(spec), into_user=False)
+        self._load(shipped_path(spec))
         if self.user_path is not None:
-            self._load(self.user_path, into_user=True)
+            self._load(self.user_path)
+        for shard in self._shards():
+            self._load(shard)
 
     def __len__(self) -> int:
         return len(self._vectors)
@@ -68,42 +80,65 @@ class VectorCache:
         return self._vectors.get(text_key(text))
 
     def put_many(self, texts: list[str], vectors: np.ndarray) -> None:
-        """Remember new vectors and persist them to the user file (atomically replaced)."""
+        """Remember new vectors and persist them as one new shard file (atomically renamed)."""
         with self._lock:
+            fresh: dict[str, np.ndarray] = {}
             for t, v in zip(texts, vectors):
                 key = text_key(t)
                 vec = np.asarray(v, dtype=np.float16)
                 self._vectors[key] = vec
-                self._user[key] = vec
-            self._save()
+                fresh[key] = vec
+            if fresh:
+                self._append(fresh)
 
-    def _load(self, path: Path, into_user: bool) -> None:
+    def _shards(self) -> list[Path]:
+        if self.shard_dir is None or not self.shard_dir.is_dir():
+            return []
+        return sorted(self.shard_dir.glob("shard-*.npz"))
+
+    def _load(self, path: Path) -> None:
         if not path.exists():
             return
         try:
             with np.load(path, allow_pickle=False) as data:
                 keys, vecs = data["keys"], data["vectors"]
-        except (OSError, ValueError, KeyError) as exc:  # a damaged cache only costs re-embedding
+        except (OSError, ValueError, KeyError, EOFError) as exc:  # a damaged cache only costs re-embedding
             log.warning("ignoring unreadable vector cache %s: %s", path, exc)
             return
         for k, v in zip(keys.tolist(), vecs):
             self._vectors[str(k)] = v
-            if into_user:
-                self._user[str(k)] = v
 
-    def _save(self) -> None:
-        if self.user_path is None or not self._user:
+    def _write(self, path: Path, vectors: dict[str, np.ndarray]) -> None:
+        keys = np.array(list(vectors), dtype="U16")
+        vecs = np.stack(list(vectors.values())).astype(np.float16)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".npz")
+        os.close(fd)
+        try:
+            np.savez(tmp, keys=keys, vectors=vecs)
+            os.replace(tmp, path)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+
+    def _append(self, fresh: dict[str, np.ndarray]) -> None:
+        if self.shard_dir is None:
             return
         try:
-            self.user_path.parent.mkdir(parents=True, exist_ok=True)
-            keys = np.array(list(self._user), dtype="U16")
-            vecs = np.stack(list(self._user.values())).astype(np.float16)
-            fd, tmp = tempfile.mkstemp(dir=self.user_path.parent, suffix=".npz")
-            os.close(fd)
-            np.savez(tmp, keys=keys, vectors=vecs)
-            os.replace(tmp, self.user_path)
-        except OSError as exc:  # read-only data folder: the vectors stay in memory
-            log.warning("cannot write the vector cache %s: %s", self.user_path, exc)
+            self.shard_dir.mkdir(parents=True, exist_ok=True)
+            name = f"shard-{time.time_ns():020d}-{os.getpid()}-{uuid.uuid4().hex[:8]}.npz"
+            self._write(self.shard_dir / name, fresh)
+            shards = self._shards()
+            if len(shards) > self.COMPACT_AT:
+                merged: dict[str, np.ndarray] = {}
+                for shard in shards:
+                    with np.load(shard, allow_pickle=False) as data:
+                        merged.update(zip(data["keys"].tolist(), data["vectors"]))
+                # the merged file sorts first (its time is the oldest shard's), so newer shards win
+                self._write(shards[0], merged)
+                for shard in shards[1:]:
+                    shard.unlink(missing_ok=True)
+        except (OSError, ValueError, KeyError) as exc:  # read-only data folder: the vectors stay in memory
+            log.warning("cannot write the vector cache %s: %s", self.shard_dir, exc)
 
 
 class CachedEmbedder:
