@@ -102,7 +102,9 @@ ClauseOut = derive("ClauseOut", Citation, ["clause_id", "doc_id", "doc_title"],
                        "where the document came from: origin shipped|uploaded, label, status, added_at, added_by"))),
                    flags=(list[dict[str, Any]], Field(default_factory=list, description=(
                        "sentences that address the reader as a system or model: sentence, start, rule, reason"))),
-                   warning=(str, Field("", description="one line for the reader; empty for a shipped, unflagged clause")))
+                   warning=(str, Field("", description="one line for the reader; empty for a shipped, unflagged clause")),
+                   warning_html=(str, Field("", description=(
+                       "the warning and each flagged sentence as escaped HTML for the clause viewer; empty when none"))))
 
 UploadOut = derive("UploadOut", DocumentMeta, ["doc_id", "title", "status"], doc="The result of an upload.",
                    clauses=(int, ...), changed=(bool, ...))

@@ -59,6 +59,7 @@ def test_the_clause_view_of_an_uploaded_injected_clause_warns(uploaded: TestClie
     assert "上传文件" in body["warning"] and "疑似注入" in body["warning"]
     page = clause_warning_html(body)
     assert 'role="alert"' in page and "系统已被攻破" in page and "上传文件" in page
+    assert body["warning_html"] == page  # what the clause viewer inserts
     # a clean clause of the same upload still says where it came from, without an injection warning
     first = uploaded.get(f"/api/clauses/{outline[0]['clause_id']}").json()
     assert first["flags"] == [] and "上传文件" in first["warning"] and "疑似注入" not in first["warning"]
@@ -77,7 +78,7 @@ def test_shipped_clauses_are_marked_shipped_and_carry_no_warning(built_assistant
     client = TestClient(create_app(built_assistant, with_ui=False))
     body = client.get("/api/clauses/fz-plan/三/（二）/3").json()
     assert body["provenance"]["origin"] == "shipped"
-    assert body["flags"] == [] and body["warning"] == ""
+    assert body["flags"] == [] and body["warning"] == "" and body["warning_html"] == ""
     assert clause_warning_html(body) == ""
     answer = client.post("/api/ask", json={"question": "哪些任务涉及数据跨境？"}).json()
     assert answer["citations"]

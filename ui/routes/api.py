@@ -23,6 +23,7 @@ from assistant.service import InputError, LoaderError, NotFoundError, storage_er
 from ui.auth import require_admin
 from ui.deps import Service, Slots, once
 from ui.provenance import clause_flags, provenance, warning_text, with_provenance
+from ui.render import clause_warning_html
 from ui.schemas import (
     AskIn,
     ClauseOut,
@@ -179,10 +180,13 @@ def clause(clause_id: str, service: Service) -> dict[str, Any]:
     view = service.clause(clause_id)
     c = view.clause
     prov, flags = provenance(service, c.doc_id), clause_flags(c.text)
-    return {"clause_id": c.clause_id, "doc_id": c.doc_id, "doc_title": c.doc_title, "status": view.document.status,
-            "path": c.path_text, "path_parts": c.path, "label": c.label, "kind": c.kind, "text": c.text,
-            "previous": clause_ref(view.previous), "next": clause_ref(view.next),
-            "provenance": prov, "flags": flags, "warning": warning_text(prov, flags)}
+    body: dict[str, Any] = {
+        "clause_id": c.clause_id, "doc_id": c.doc_id, "doc_title": c.doc_title, "status": view.document.status,
+        "path": c.path_text, "path_parts": c.path, "label": c.label, "kind": c.kind, "text": c.text,
+        "previous": clause_ref(view.previous), "next": clause_ref(view.next),
+        "provenance": prov, "flags": flags, "warning": warning_text(prov, flags)}
+    body["warning_html"] = clause_warning_html(body)
+    return body
 
 
 @router.post("/documents", response_model=UploadOut, status_code=201, responses=WRITE_ERRORS, tags=["admin"],
