@@ -129,3 +129,25 @@ def test_when_the_cleanup_fails_too_repair_removes_the_rest_at_the_next_start(st
     assert records(store, "doc") > before  # the partial v2 records are still there
     assert store.repair() == 4  # two batches of two
     assert records(store, "doc") == before
+
+
+def test_an_upload_that_fails_mid_write_is_a_503_and_leaves_no_orphan(tmp_path, monkeypatch) -> None:
+    from fastapi.testclient import TestClient
+
+    from assistant.service import PolicyAssistant
+    from assistant.settings import Settings
+    from ui.server import create_app
+
+    svc = PolicyAssistant(Settings(data_dir=tmp_path / "data", admin_token="t0ken", llm_provider="none"))
+    svc.ingest_bytes("第一条 琥珀隧道限速四十公里。\n第二条 本规定自公布之日起施行。".encode(), "a.txt", doc_id="amber")
+    records_before = svc.store.collection.count()
+    law = "\n".join(f"第{i}条 珊瑚灯塔第{i}项维护要求。" for i in "一二三四五六七")
+    monkeypatch.setattr(store_module, "_BATCH", 2)
+    svc.store.collection = FailingCollection(svc.store.collection, fail_on=2)
+    client = TestClient(create_app(svc, with_ui=False))
+    r = client.post("/api/documents", headers={"Authorization": "Bearer t0ken"},
+                    files={"file": ("coral.txt", law.encode(), "text/plain")}, data={"doc_id": "coral"})
+    assert r.status_code == 503, r.text
+    assert r.json()["detail"].startswith("storage is full")
+    assert svc.store.collection.count() == records_before
+    assert sorted(svc.store.documents()) == ["amber"]
