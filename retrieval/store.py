@@ -200,10 +200,15 @@ class ClauseStore:
                 documents=[meta.model_dump_json()],
                 metadatas=[{"state": "ready", "hash": parsed.content_hash, "clauses": len(ids), "at": time.time()}],
             )
-            self.collection.delete(where={"$and": [{"doc_id": meta.doc_id}, {"gen": {"$ne": gen}}]})  # type: ignore[dict-item]
         except Exception:
             self.cleanup(meta.doc_id)
             raise
+        # Committed: the new version is the document now. Older generations are invisible to readers; if the
+        # storage refuses to delete them now, they stay until repair() at the next start.
+        try:
+            self.collection.delete(where={"$and": [{"doc_id": meta.doc_id}, {"gen": {"$ne": gen}}]})  # type: ignore[dict-item]
+        except Exception as exc:  # noqa: BLE001 - the write itself succeeded
+            log.warning("could not delete the older clauses of %r (left to repair at restart): %s", meta.doc_id, exc)
         self._bump_generation()
         return True
 

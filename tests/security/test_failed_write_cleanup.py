@@ -151,3 +151,20 @@ def test_an_upload_that_fails_mid_write_is_a_503_and_leaves_no_orphan(tmp_path, 
     assert r.json()["detail"].startswith("storage is full")
     assert svc.store.collection.count() == records_before
     assert sorted(svc.store.documents()) == ["amber"]
+
+
+def test_a_failure_after_the_commit_point_keeps_the_new_version_and_repair_removes_the_old(store) -> None:
+    assert store.upsert(parsed("doc", "v1"))
+    inner = store.collection
+
+    class NoDelete(FailingCollection):
+        def delete(self, *args, **kwargs):
+            raise FULL
+
+    store.collection = NoDelete(inner, fail_on=0)
+    assert store.upsert(parsed("doc", "v2"))  # committed: the write succeeded, only the old records stay
+    store.collection = inner
+    assert all(c.text.startswith("v2") for _, c in store.clauses())
+    assert len(records(store, "doc")) == 14
+    assert store.repair() == 7
+    assert len(records(store, "doc")) == 7
