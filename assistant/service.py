@@ -16,7 +16,7 @@ import logging
 import os
 import re
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -237,9 +237,12 @@ class PolicyAssistant:
         text, header = self.loader.run(path)
         return self._ingest_text(text, header, path.name, meta)
 
-    def ingest_paths(self, paths: list[Path], **meta: Any) -> list[tuple[ParsedDocument, bool]]:
-        """Ingest many files with one snapshot refresh at the end (bulk loads; does not add the shipped corpus)."""
-        out = []
+    def ingest_paths(self, paths: list[Path], on_done: Callable[[ParsedDocument, bool], None] | None = None,
+                     **meta: Any) -> list[tuple[ParsedDocument, bool]]:
+        """Ingest many files with one snapshot refresh at the end (bulk loads; does not add the shipped corpus).
+
+        ``on_done(parsed, changed)`` is called after each file is committed (progress display)."""
+        out: list[tuple[ParsedDocument, bool]] = []
         with self._write_lock:
             for path in paths:
                 text, header = self.loader.run(path)
@@ -249,6 +252,8 @@ class PolicyAssistant:
                 except ValueError as exc:
                     raise InputError(f"{path}: {exc}") from exc
                 out.append((parsed, self.store.upsert(parsed)))
+                if on_done is not None:
+                    on_done(*out[-1])
             if any(changed for _, changed in out):
                 self.retriever.refresh()
         return out

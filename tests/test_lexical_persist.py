@@ -160,3 +160,58 @@ def test_vector_cache_appends_shards_reads_the_old_file_and_compacts(tmp_path) -
 
     (tmp_path / "vectors-fake" / "shard-99999999999999999999-1-x.npz").write_bytes(b"broken")
     assert np.allclose(VectorCache("fake", tmp_path).get("甲"), [0, 1, 2, 3])  # a damaged shard is skipped
+
+
+# ------------------------------------------------------------------ bulk ingestion
+@pytest.mark.model
+def test_bulk_ingest_refreshes_once_per_batch_and_reports_each_file(tmp_path, monkeypatch) -> None:
+    from assistant.service import PolicyAssistant
+    from assistant.settings import Settings
+
+    files = []
+    for i in range(5):
+        f = tmp_path / f"own{i}.txt"
+        f.write_text(f"第一条 自有条款{i}：海洋经济示范区建设第{i}期。\n第二条 本办法自公布之日起施行。", encoding="utf-8")
+        files.append(f)
+    a = PolicyAssistant(Settings(data_dir=tmp_path / "data", retrieval_mode="lexical"))
+    refreshes: list[int] = []
+    original = a.retriever.refresh
+    monkeypatch.setattr(a.retriever, "refresh", lambda: refreshes.append(1) or original())
+    seen: list[tuple[str, bool]] = []
+    out = a.ingest_paths(files, on_done=lambda parsed, changed: seen.append((parsed.meta.doc_id, changed)))
+    assert len(refreshes) == 1 and len(out) == 5
+    assert seen == [(f"own{i}", True) for i in range(5)]
+    assert a.ingest_paths(files) and len(refreshes) == 1  # nothing changed: no refresh at all
+    assert len(a.retriever.snapshot.clauses) == 10
+
+
+def _cli_ingest(tmp_path, *args: str, **env: str):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    files = []
+    for i in range(3):
+        f = tmp_path / f"bulk{i}.txt"
+        f.write_text(f"第一条 条款{i}：港口建设第{i}期。\n", encoding="utf-8")
+        files.append(str(f))
+    cli = str(Path(sys.executable).with_name("policy-assistant"))
+    full_env = {k: v for k, v in os.environ.items() if k not in ("TTY_COMPATIBLE", "FORCE_COLOR")}
+    full_env.update({"POLICY_DATA_DIR": str(tmp_path / "data"), "RETRIEVAL_MODE": "lexical", **env})
+    return subprocess.run([cli, "ingest", "--own-only", "--batch", "2", *args, *files], capture_output=True,
+                          text=True, env=full_env, timeout=300)
+
+
+@pytest.mark.model
+def test_cli_progress_bar_on_a_terminal_only_and_quiet(tmp_path) -> None:
+    piped = _cli_ingest(tmp_path / "a")  # stderr is a pipe: no bar, a line per file
+    assert piped.returncode == 0, piped.stderr[-400:]
+    assert "[3/3]" in piped.stdout and "done: 3 files, 3 changed, 3 clauses" in piped.stdout
+    assert "━" not in piped.stderr
+    tty = _cli_ingest(tmp_path / "b", TTY_COMPATIBLE="1")  # rich treats stderr as a terminal
+    assert tty.returncode == 0 and "━" in tty.stderr and "3/3" in tty.stderr
+    quiet = _cli_ingest(tmp_path / "c", "--quiet", TTY_COMPATIBLE="1")
+    assert quiet.returncode == 0 and "━" not in quiet.stderr and "[1/3]" not in quiet.stdout
+    assert quiet.stdout.strip() == "done: 3 files, 3 changed, 3 clauses"

@@ -92,7 +92,9 @@ def ingest(paths: list[Path] = typer.Argument(None, help="Files to add (.txt .md
            wenhao: str | None = typer.Option(None),
            own_only: bool = typer.Option(False, "--own-only",
                                          help="Do not add the shipped corpus: an index of your own documents only."),
-           batch: int = typer.Option(50, min=1, help="Files per batch (one index refresh per batch).")) -> None:
+           batch: int = typer.Option(50, min=1, help="Files per batch (one index refresh per batch)."),
+           quiet: bool = typer.Option(False, "--quiet", "-q",
+                                      help="No progress bar and no per-file lines: only the summary.")) -> None:
     """Add documents to the index (the same file twice adds nothing; a changed file replaces its clauses).
 
     Many files are ingested in batches with one index refresh each; every document is committed on its own, so
@@ -107,17 +109,8 @@ def ingest(paths: list[Path] = typer.Argument(None, help="Files to add (.txt .md
         _fail("--doc-id needs exactly one file")
     _run(assistant.store.repair if own_only else assistant.ensure_index)
     if len(paths) > 1:
-        done = 0
-        for start in range(0, len(paths), batch):
-            chunk = paths[start:start + batch]
-            def ingest_batch(c: list[Path] = chunk) -> list[tuple[Any, bool]]:
-                return assistant.ingest_paths(c, title=title, status=status, issuer=issuer, date=date, wenhao=wenhao)
-
-            results = _run(ingest_batch)
-            for parsed, changed in results:
-                done += 1
-                state = "added/replaced" if changed else "unchanged"
-                typer.echo(f"[{done}/{len(paths)}] {parsed.meta.doc_id}: {len(parsed.clauses)} clauses ({state})")
+        _ingest_many(assistant, paths, batch, quiet,
+                     dict(title=title, status=status, issuer=issuer, date=date, wenhao=wenhao))
         return
     for path in paths:
         def ingest_one(p: Path = path) -> tuple[Any, bool]:
@@ -127,6 +120,36 @@ def ingest(paths: list[Path] = typer.Argument(None, help="Files to add (.txt .md
         parsed, changed = _run(ingest_one)
         state = "added/replaced" if changed else "unchanged"
         typer.echo(f"{parsed.meta.doc_id}: {len(parsed.clauses)} clauses ({state})")
+
+
+def _ingest_many(assistant: Any, paths: list[Path], batch: int, quiet: bool, meta: dict[str, Any]) -> None:
+    """Batches of files, one index refresh each; a progress bar on stderr when it is a terminal (not --quiet),
+    and a ``[i/n]`` line per file on stdout unless --quiet or the bar is drawn on the same terminal."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    console = Console(stderr=True)
+    show_bar = not quiet and console.is_terminal
+    show_lines = not quiet and not (show_bar and sys.stdout.isatty())
+    counts = {"done": 0, "changed": 0, "clauses": 0}
+    progress = Progress(TextColumn("ingest"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[doc]}"),
+                        TimeRemainingColumn(), console=console, disable=not show_bar, transient=True)
+
+    def on_done(parsed: Any, changed: bool) -> None:
+        counts["done"] += 1
+        counts["changed"] += int(changed)
+        counts["clauses"] += len(parsed.clauses)
+        progress.update(task, advance=1, doc=parsed.meta.doc_id)
+        if show_lines:
+            state = "added/replaced" if changed else "unchanged"
+            typer.echo(f"[{counts['done']}/{len(paths)}] {parsed.meta.doc_id}: {len(parsed.clauses)} clauses ({state})")
+
+    with progress:
+        task = progress.add_task("ingest", total=len(paths), doc="")
+        for start in range(0, len(paths), batch):
+            chunk = paths[start:start + batch]
+            _run(lambda c=chunk: assistant.ingest_paths(c, on_done=on_done, **meta))
+    typer.echo(f"done: {counts['done']} files, {counts['changed']} changed, {counts['clauses']} clauses")
 
 
 @app.command()
