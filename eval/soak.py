@@ -214,6 +214,53 @@ def hostile(url: str, requests: int, clients: int = 8) -> dict[str, Any]:
     return out
 
 
+def slow_connections(url: str, count: int, wait_s: float = 30.0) -> dict[str, Any]:
+    """Open ``count`` connections that never finish their request headers (half send nothing, half trickle a
+    partial request line) and count how many the server closes within ``wait_s``; /api/health is asked
+    meanwhile (slow sockets must not starve real requests)."""
+    import socket
+    import threading
+    import urllib.parse
+
+    parsed = urllib.parse.urlsplit(url)
+    host, port = parsed.hostname or "127.0.0.1", int(parsed.port or 80)
+    closed, errors = [0], [0]
+    lock = threading.Lock()
+    start = time.monotonic()
+
+    def one(i: int) -> None:
+        try:
+            sock = socket.create_connection((host, port), timeout=10)
+        except OSError:
+            with lock:
+                errors[0] += 1
+            return
+        with sock:
+            if i % 2:
+                sock.sendall(b"GET /api/health HTTP/1.1\r\nHo")
+            sock.settimeout(max(0.1, wait_s - (time.monotonic() - start)))
+            try:
+                while sock.recv(4096):
+                    pass
+                gone = True
+            except (TimeoutError, OSError) as exc:
+                gone = not isinstance(exc, TimeoutError)
+            if gone:
+                with lock:
+                    closed[0] += 1
+
+    threads = [threading.Thread(target=one, args=(i,), daemon=True) for i in range(count)]
+    for t in threads:
+        t.start()
+    time.sleep(1.0)
+    health = httpx.get(url + "/api/health", timeout=30).status_code
+    for t in threads:
+        t.join(wait_s + 15)
+    return {"opened": count - errors[0], "connect_errors": errors[0], "closed_by_server": closed[0],
+            "still_open": count - errors[0] - closed[0], "health_meanwhile": health,
+            "seconds": round(time.monotonic() - start, 1)}
+
+
 def _print_run(title: str, r: dict[str, Any]) -> None:
     print(f"{title}: {r['requests']} requests — 2xx {r['answered_2xx']}, overload 503 {r['overload_503']}, "
           f"other 4xx {r['other_4xx']}, 5xx {r['server_errors_5xx']}, dropped {r['dropped']}"
@@ -228,6 +275,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--clients", type=int, default=100)
     ap.add_argument("--seconds", type=float, default=60.0)
     ap.add_argument("--hostile", type=int, default=0, help="Also send this many hostile requests.")
+    ap.add_argument("--slow", type=int, default=0,
+                    help="Also open this many connections that never finish their headers; count those closed.")
     ap.add_argument("--json", action="store_true", help="Print one JSON object.")
     args = ap.parse_args(argv)
     command = "python -m eval.soak " + " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
@@ -238,6 +287,8 @@ def main(argv: list[str] | None = None) -> int:
             out["soak"] = soak(url, args.clients, args.seconds)
         if args.hostile:
             out["hostile"] = hostile(url, args.hostile)
+        if args.slow:
+            out["slow"] = slow_connections(url, args.slow)
         out["health_after"] = httpx.get(url + "/api/health", timeout=30).status_code
 
     if args.url:
@@ -261,6 +312,11 @@ def main(argv: list[str] | None = None) -> int:
         _print_run("hostile requests", h)
         for name, seen in h["cases"].items():
             print(f"  {name:28s} {seen}")
+    if "slow" in out:
+        w = out["slow"]
+        print(f"slow connections: {w['opened']} opened (silent or a partial request line), {w['closed_by_server']} "
+              f"closed by the server, {w['still_open']} still open after {w['seconds']} s; "
+              f"/api/health meanwhile {w['health_meanwhile']}")
     print(f"/api/health afterwards: {out['health_after']}")
     return 0
 

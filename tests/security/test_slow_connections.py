@@ -92,3 +92,18 @@ def test_gradio_temp_files_are_deleted_when_the_server_stops(built_assistant, tm
         assert client.get("/api/health").status_code == 200
         blocks.temp_file_sets[0].add(str(left))  # as Gradio records a file it wrote for the page
     assert not left.exists()
+
+
+def test_the_soak_scripts_slow_mode_counts_the_connections_the_server_closes() -> None:
+    from eval.soak import slow_connections
+
+    server, thread, port = start(Settings(header_timeout_s=0.5, keep_alive_timeout_s=1))
+    try:
+        app_url = f"http://127.0.0.1:{port}"
+        server.config.app.add_api_route("/api/health", lambda: {"status": "ok"})  # what the script asks meanwhile
+        report = slow_connections(app_url, 6, wait_s=15)
+    finally:
+        server.should_exit = True
+        thread.join(30)
+    assert report["opened"] == 6 and report["closed_by_server"] == 6 and report["still_open"] == 0
+    assert report["health_meanwhile"] == 200
