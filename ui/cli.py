@@ -6,6 +6,7 @@ Every command prints a one-line ``error: …`` and exits non-zero on bad input; 
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -340,16 +341,30 @@ def _interactive(assistant: PolicyAssistant) -> None:
 
 @app.command()
 def serve(host: str | None = typer.Option(None, help="Interface to listen on (default: HOST or 127.0.0.1)."),
-          port: int | None = typer.Option(None, help="Port (default: PORT or 7860).")) -> None:
+          port: int | None = typer.Option(None, help="Port (default: PORT or 7860)."),
+          workers: int = typer.Option(1, min=1, help="Worker processes (needs a Chroma server: CHROMA_HOST).")) -> None:
     """Start the web app: the chat page at /, the REST API under /api (docs at /docs), OpenAI-compatible /v1."""
     import uvicorn
 
     from ui.server import create_app, server_config
 
+    if workers > 1 and not Settings().chroma_host:
+        _fail(f"--workers {workers} needs a Chroma server (set CHROMA_HOST, CHROMA_PORT): the embedded store "
+              "belongs to one process; run `serve` without --workers")
     assistant = _assistant()
     host = host or assistant.settings.host
     assistant.settings = assistant.settings.model_copy(update={"host": host})  # ALLOWED_HOSTS=auto follows it
     port = port or assistant.settings.port
+    if workers > 1:  # each worker builds its app from the environment (ui.server:create_app, factory=True)
+        os.environ["HOST"] = host
+        settings = assistant.settings
+        typer.echo(f"policy assistant: {len(assistant.documents())} documents indexed on the Chroma server "
+                   f"{settings.chroma_host}:{settings.chroma_port}; {workers} workers on http://{host}:{port}/",
+                   err=True)
+        uvicorn.run("ui.server:create_app", factory=True, host=host, port=port, workers=workers, log_level="warning",
+                    http="ui.cli:WorkerH11", timeout_keep_alive=max(1, round(settings.keep_alive_timeout_s)),
+                    h11_max_incomplete_event_size=16 * 1024)
+        return
     web = create_app(assistant)
     shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
     typer.echo(f"policy assistant: {len(assistant.documents())} documents indexed; "
@@ -402,3 +417,13 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+
+
+def __getattr__(name: str) -> Any:
+    """``WorkerH11``: the guarded h11 protocol for ``serve --workers`` (an import string, since uvicorn's
+    worker processes are spawned and cannot be handed a class made at run time)."""
+    if name == "WorkerH11":
+        from ui.server import guarded_h11
+
+        return guarded_h11(Settings().header_timeout_s)
+    raise AttributeError(name)
