@@ -10,7 +10,7 @@ export HF_HUB_OFFLINE ?= 1
 export GRADIO_ANALYTICS_ENABLED ?= False
 export ANONYMIZED_TELEMETRY ?= False
 
-.PHONY: run install test test-fast lint bench eval soak clean
+.PHONY: run install test test-fast lint bench bench-scale eval soak clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -44,6 +44,12 @@ lint: $(TEST_STAMP)
 
 bench: $(TEST_STAMP)
 	$(PY) -m eval.bench
+
+# Recombined shipped clauses at 10k and 100k, embedded and server mode side by side (figures, no test).
+# SIZES=10000 make bench-scale for a shorter run.
+SIZES ?= 10000,100000
+bench-scale: $(TEST_STAMP)
+	$(PY) -m eval.bench_scale --sizes $(SIZES)
 
 # 100 keep-alive clients for 60 s, then 1,200 hostile requests, against a served index (figures, no test).
 soak: $(TEST_STAMP)
