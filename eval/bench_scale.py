@@ -73,6 +73,29 @@ def write_corpus(folder: Path, size: int, seed: int = 7) -> list[Path]:
     return files
 
 
+def df_figures(files: list[Path]) -> str:
+    """Document frequencies of the dev questions' terms: a scan of every clause vs the lexical index."""
+    from assistant.text import content_terms
+    from retrieval.lexical import LexicalIndex
+
+    texts = [line.split(" ", 1)[1].strip() for f in files for line in f.read_text(encoding="utf-8").splitlines()
+             if line.startswith("第")]
+    dev = Path(__file__).resolve().parent / "datasets" / "dev.jsonl"
+    questions = [json.loads(line)["question"] for line in dev.read_text(encoding="utf-8").splitlines()[:50]]
+    terms = sorted({t for q in questions for t in content_terms(q)})
+    index, lowered = LexicalIndex(texts), [t.lower() for t in texts]
+    t0 = time.perf_counter()
+    scan = {t: sum(1 for x in lowered if t in x) for t in terms}
+    scan_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    fast = {t: index.df(t) if index.is_token(t) else sum(1 for i in index.postings(t) if t in lowered[i])
+            for t in terms}
+    index_s = time.perf_counter() - t0
+    differ = sum(scan[t] != fast[t] for t in terms)
+    return (f"df of {len(terms)} terms of {len(questions)} dev questions over {len(texts)} clauses: scan "
+            f"{scan_s * 1000:.0f} ms, lexical index {index_s * 1000:.0f} ms, {differ} counts differ")
+
+
 def timed(cmd: list[str], env: dict[str, str]) -> tuple[float, float, str]:
     """Wall seconds, peak RSS (MB) and stdout of one process."""
     t0 = time.perf_counter()
@@ -201,7 +224,7 @@ def run_mode(mode: str, size: int, files: list[Path], work: Path, model: str) ->
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--sizes", default="10000,100000", help="comma-separated clause counts")
-    ap.add_argument("--modes", default="embedded,server")
+    ap.add_argument("--modes", default="embedded,server", help="comma-separated; empty: only the corpus and df figures")
     ap.add_argument("--model", default="use-m3", help="EMBEDDING_MODEL for the run (secondary model off)")
     ap.add_argument("--work", type=Path, default=None, help="folder for corpora and indexes (default: a temp dir)")
     ap.add_argument("--json", action="store_true", help="one JSON line per run instead of the table")
@@ -211,6 +234,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         for size in (int(s) for s in args.sizes.split(",") if s.strip()):
             files = write_corpus(work / f"corpus-{size}", size)
+            print(df_figures(files), flush=True)
             for mode in (m.strip() for m in args.modes.split(",") if m.strip()):
                 row = run_mode(mode, size, files, work, args.model)
                 rows.append(row)
