@@ -16,7 +16,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from assistant.settings import Settings
-from tests.servers import free_port
+from servers import free_port
 from ui.server import create_app, server_config
 
 
