@@ -14,9 +14,9 @@ from pathlib import Path
 
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from servers import free_port
 
 from assistant.settings import Settings
-from servers import free_port
 from ui.server import create_app, server_config
 
 
