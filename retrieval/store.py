@@ -173,8 +173,11 @@ class ClauseStore:
         return [(cid, 1.0 - float(d)) for cid, d in zip(ids, distances)]
 
     # --------------------------------------------------------------- writes
-    def upsert(self, parsed: ParsedDocument) -> bool:
-        """Store a document's clauses; returns False (and writes nothing) when unchanged."""
+    def upsert(self, parsed: ParsedDocument, ingested_at: float | None = None) -> bool:
+        """Store a document's clauses; returns False (and writes nothing) when unchanged.
+
+        ``ingested_at`` (a Unix time) is recorded as when this version was added (a restored backup keeps its
+        documents' times); default: now."""
         meta = parsed.meta
         current = self._registry_entry(meta.doc_id)
         if current and current.get("state") == "ready" and current.get("hash") == parsed.content_hash:
@@ -198,7 +201,8 @@ class ClauseStore:
                 ids=[meta.doc_id],
                 embeddings=[[1.0]],  # type: ignore[arg-type]
                 documents=[meta.model_dump_json()],
-                metadatas=[{"state": "ready", "hash": parsed.content_hash, "clauses": len(ids), "at": time.time()}],
+                metadatas=[{"state": "ready", "hash": parsed.content_hash, "clauses": len(ids),
+                            "at": time.time() if ingested_at is None else float(ingested_at)}],
             )
         except Exception:
             self.cleanup(meta.doc_id)
