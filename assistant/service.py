@@ -15,7 +15,6 @@ from __future__ import annotations
 import logging
 import os
 import re
-import threading
 from collections.abc import Callable, Iterator
 from functools import cached_property
 from pathlib import Path
@@ -28,6 +27,7 @@ from assistant.models import Answer, ClauseView, DocumentInfo
 from assistant.pipeline import Pipeline
 from assistant.settings import Settings
 from assistant.support import SupportJudge
+from assistant.writer import WriterBusyError, WriterLock
 from corpus.loaders import DocumentLoader, LoaderError
 from corpus.manifest import shipped_documents
 from corpus.models import DocumentMeta, ParsedDocument
@@ -56,6 +56,8 @@ def storage_error(exc: BaseException) -> StorageError | None:
 
     from chromadb.errors import ChromaError
 
+    if isinstance(exc, WriterBusyError):
+        return StorageError(str(exc))
     text = str(exc)
     if isinstance(exc, (ChromaError, sqlite3.OperationalError, sqlite3.DatabaseError)) or (
             isinstance(exc, OSError) and getattr(exc, "errno", None) in (13, 28, 30)):
@@ -83,7 +85,7 @@ class PolicyAssistant:
     def __init__(self, settings: Settings | None = None) -> None:
         self.settings = settings or Settings()
         os.environ.setdefault("OMP_NUM_THREADS", str(self.settings.num_threads))
-        self._write_lock = threading.Lock()
+        self._write_lock = WriterLock(None if self.settings.chroma_host else self.settings.data_dir / "writer.lock")
         self.loader = DocumentLoader(max_bytes=self.settings.max_upload_bytes,
                                      max_unpacked_bytes=self.settings.max_unpacked_bytes,
                                      max_pages=self.settings.max_pdf_pages,
@@ -208,19 +210,39 @@ class PolicyAssistant:
     def ensure_index(self) -> int:
         """Repair an interrupted write; build the shipped corpus when the index is empty.
 
-        Returns the number of documents ingested now.
+        Returns the number of documents ingested now. When another process holds the data folder (a running
+        ``serve``), that process owns repair and the build: this one only reads, and fails only when the index is
+        still empty.
         """
-        with self._write_lock:
-            self.store.repair()
+        try:
+            with self._write_lock:
+                return self._ensure_index()
+        except WriterBusyError:
             if self.store.documents():
                 return 0
-            count = 0
-            for shipped in shipped_documents():
-                text, _ = self.loader.run(shipped.path)
-                if self.store.upsert(self.parser.run(shipped.meta, text)):
-                    count += 1
-            self.retriever.refresh()
-            return count
+            raise
+
+    def hold_writer(self) -> None:
+        """Keep the data folder's writer lock for this process's lifetime (a server; embedded mode only).
+
+        Raises :class:`WriterBusyError` when another process holds it."""
+        self._write_lock.hold()
+
+    def release_writer(self) -> None:
+        """Give back what :meth:`hold_writer` took."""
+        self._write_lock.release_hold()
+
+    def _ensure_index(self) -> int:
+        self.store.repair()
+        if self.store.documents():
+            return 0
+        count = 0
+        for shipped in shipped_documents():
+            text, _ = self.loader.run(shipped.path)
+            if self.store.upsert(self.parser.run(shipped.meta, text)):
+                count += 1
+        self.retriever.refresh()
+        return count
 
     def reset_shipped(self) -> int:
         """(Re)ingest every shipped document; unchanged ones are skipped. Returns how many changed."""

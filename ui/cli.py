@@ -351,7 +351,11 @@ def serve(host: str | None = typer.Option(None, help="Interface to listen on (de
     if workers > 1 and not Settings().chroma_host:
         _fail(f"--workers {workers} needs a Chroma server (set CHROMA_HOST, CHROMA_PORT): the embedded store "
               "belongs to one process; run `serve` without --workers")
-    assistant = _assistant()
+    assistant = PolicyAssistant(Settings())
+    _run(assistant.hold_writer)  # embedded: this server is the folder's one writer (a second one fails here)
+    built = _run(assistant.ensure_index)
+    if built:
+        typer.echo(f"built the index from the shipped corpus ({built} documents)", err=True)
     host = host or assistant.settings.host
     assistant.settings = assistant.settings.model_copy(update={"host": host})  # ALLOWED_HOSTS=auto follows it
     port = port or assistant.settings.port

@@ -101,12 +101,16 @@ def create_app(assistant: PolicyAssistant | None = None, *, with_ui: bool = True
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        await run_in_threadpool(service.ensure_index)
-        await run_in_threadpool(_warm_up, service)
-        async with AsyncExitStack() as stack:
-            for run in mcp_run:
-                await stack.enter_async_context(run())
-            yield
+        await run_in_threadpool(service.hold_writer)  # embedded mode: the one writer of its data folder
+        try:
+            await run_in_threadpool(service.ensure_index)
+            await run_in_threadpool(_warm_up, service)
+            async with AsyncExitStack() as stack:
+                for run in mcp_run:
+                    await stack.enter_async_context(run())
+                yield
+        finally:
+            service.release_writer()
 
     app = FastAPI(title="政策助手 Policy Assistant API", version=api.version(), lifespan=lifespan,
                   docs_url=None, redoc_url=None, max_body_size=service.settings.max_upload_bytes + 1024 * 1024,
