@@ -28,6 +28,7 @@ from assistant.models import Answer, Citation
 from assistant.pipeline import Pipeline, Retrieved, section_clauses
 from assistant.support import longest_common_substring
 from assistant.text import coverage
+from corpus.manifest import shipped_documents
 from corpus.models import Clause
 
 _SET_QUESTION = re.compile(r"哪些|哪几|有什么|都有什么|列举|列出|清单|which|what are|list|what measures|what tasks",
@@ -269,12 +270,29 @@ class ExtractiveAnswerer:
         text = self._refusal_text(lang, nearest)
         return f"{reason}\n{text}" if reason else text
 
+    def corpus_phrase(self, lang: str) -> str:
+        """What the live index holds, in words: "福州实施方案、13部国家法律法规及2份其他文件" (counts from the
+        snapshot, so uploads and removals are reflected)."""
+        shipped = {s.meta.doc_id for s in shipped_documents() if s.meta.kind != "plan"}
+        docs = self.retriever.snapshot.documents
+        plan = any(d.meta.kind == "plan" for d in docs.values())
+        national = sum(1 for d in docs if d in shipped)
+        other = sum(1 for d, info in docs.items() if d not in shipped and info.meta.kind != "plan")
+        if lang == "en":
+            parts = (["the Fuzhou plan"] if plan else []) + (
+                [f"{national} national law{'s' if national != 1 else ''} and regulation{'s' if national != 1 else ''}"]
+                if national else []) + ([f"{other} other document{'s' if other != 1 else ''}"] if other else [])
+            return " and ".join([", ".join(parts[:-1]), parts[-1]] if len(parts) > 2 else parts) or "no documents"
+        zh = (["福州实施方案"] if plan else []) + ([f"{national}部国家法律法规"] if national else []) + (
+            [f"{other}份其他文件"] if other else [])
+        return "及".join(["、".join(zh[:-1]), zh[-1]] if len(zh) > 2 else zh) or "无文件"
+
     def _refusal_text(self, lang: str, nearest: list[Citation]) -> str:
         if lang == "en":
-            head = ("The shipped corpus (the Fuzhou plan and 13 national laws and regulations) does not answer this "
-                    "question. The nearest clauses, for reference only:")
+            head = (f"The corpus ({self.corpus_phrase('en')}) does not answer this question. "
+                    "The nearest clauses, for reference only:")
             items = [f"- {self._english_title(c)}, {c.path}: {c.text[:80]}…" for c in nearest]
         else:
-            head = "现有语料（福州实施方案及13部国家法律法规）中没有能回答该问题的条款。以下是最接近的条款，仅供参考："
+            head = f"现有语料（{self.corpus_phrase('zh')}）中没有能回答该问题的条款。以下是最接近的条款，仅供参考："
             items = [f"- 《{c.doc_title}》{c.path}：{c.text[:80]}…" for c in nearest]
         return "\n".join([head, *items])

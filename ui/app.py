@@ -87,6 +87,10 @@ UI_CSS = """
 .pa-badge-old { background: #fde7e5; color: #9b1c13; }
 .pa-badge-ok { background: #e3f4e8; color: #1d6b34; }
 .pa-badge-na { background: #eceff1; color: #455a64; }
+.pa-badge-upload { background: #e8eaf6; color: #283593; margin-left: 0; margin-right: .3rem; }
+#pa-viewer .pa-v-warning { background: #fff8e1; border-left: 4px solid #f9a825; padding: .45rem .7rem;
+  margin: .2rem 0 .6rem; border-radius: 4px; color: #5d4300; font-size: .93rem; }
+#pa-viewer .pa-v-warning ul { margin: .3rem 0 0 1.1rem; padding: 0; }
 .pa-eval-fail { border: 1px solid var(--border-color-primary); border-radius: 6px; padding: .3rem .6rem; margin: .3rem 0; }
 .pa-eval-fail summary { cursor: pointer; }
 .pa-eval-answer { white-space: pre-wrap; font-size: .92em; background: var(--background-fill-secondary);
@@ -161,6 +165,7 @@ UI_JS = r"""
     box.innerHTML = `<div class="pa-v-head"><div><div class="pa-v-doc">《${esc(c.doc_title)}》 <span class="pa-badge pa-badge-${/征求意见/.test(c.status) ? "draft" : /非最新/.test(c.status) ? "old" : c.status === "现行" ? "ok" : "na"}">${esc(c.status)}</span></div>
       <div class="pa-v-path">${esc(c.path)}${c.path && c.path.endsWith(c.label) ? "" : " · " + esc(c.label)}</div></div>
       <button class="pa-v-close" aria-label="关闭">×</button></div>
+      ${c.warning_html || ""}
       ${neighbour(c.previous, "上一条")}
       <div class="pa-v-text" data-clause-id="${esc(c.clause_id)}">${highlight(c.text, quote)}</div>
       ${neighbour(c.next, "下一条")}
@@ -522,7 +527,7 @@ def build_ui(assistant: PolicyAssistant) -> gr.Blocks:
     # Gradio's temp files (uploads through the 管理 tab, downloads) are deleted hourly once a day old.
     with gr.Blocks(title="福州服务业扩大开放政策助手", delete_cache=(3600, 86400)) as demo:
         gr.HTML('<div id="pa-header"><h1>福州服务业扩大开放 · 政策助手</h1>'
-                '<p>依据《福州市服务业扩大开放综合试点工作实施方案（征求意见稿）》及13部国家法律法规作答；'
+                '<p>依据《福州市服务业扩大开放综合试点工作实施方案（征求意见稿）》及相关国家法律法规等已入库文件作答；'
                 '每个结论都注明出处，点击红色标注即可查看条款原文。找不到依据时会明确说明。'
                 '（<a href="docs" target="_blank">REST API 文档</a>）</p></div>')
         with gr.Tabs():

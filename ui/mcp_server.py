@@ -5,7 +5,8 @@ Tools:
 
 * ``search(query, k=5, doc_id=None)``: ranked clauses (clause id, label, document, status, path, text);
 * ``ask(question, history=None)``: the cited answer, its citations with quotes, ``refused`` and ``outcome``;
-* ``get_clause(clause_id)``: one clause with its document status and neighbours;
+* ``get_clause(clause_id)``: one clause with its document status, neighbours, provenance (shipped with the
+  assistant or uploaded) and the sentences flagged as addressing the reader as a system or model;
 * ``list_documents()``: the documents with 文号, status and clause counts.
 
 Bad input (an empty question, an unknown id) is a tool error with a one-line message, never a crash.
@@ -27,6 +28,7 @@ from typing import Any
 
 from assistant.models import Citation
 from assistant.service import InputError, NotFoundError, PolicyAssistant
+from ui.provenance import clause_flags, provenance, warning_text
 
 
 def _cite(c: Citation, status: str) -> dict[str, Any]:
@@ -40,7 +42,7 @@ def create_server(service: PolicyAssistant) -> Any:
     from mcp.server.mcpserver.exceptions import ToolError
 
     server = MCPServer(name="policy-assistant", instructions=(
-        "Grounded answers about Fuzhou's service-industry opening-up pilot plan and 13 national laws. Every answer "
+        "Grounded answers about Fuzhou's service-industry opening-up pilot plan and the national laws and regulations around it (list_documents shows what is indexed). Every answer "
         "quotes clauses; cite the clause ids and labels you use. A refused answer means the corpus does not say."))
 
     def status_of(doc_id: str) -> str:
@@ -76,10 +78,12 @@ def create_server(service: PolicyAssistant) -> Any:
         """One clause by id (e.g. fz-plan/三/（二）/3 or data-security-law/第三十一条) with its neighbours."""
         view = guard(lambda: service.clause(clause_id))
         c = view.clause
+        prov, flags = provenance(service, c.doc_id), clause_flags(c.text)
         return {"clause_id": c.clause_id, "label": c.label, "doc_id": c.doc_id, "doc_title": c.doc_title,
                 "doc_status": view.document.status, "path": c.path_text, "text": c.text,
                 "previous": view.previous.clause_id if view.previous else None,
-                "next": view.next.clause_id if view.next else None}
+                "next": view.next.clause_id if view.next else None,
+                "provenance": prov, "flags": flags, "warning": warning_text(prov, flags)}
 
     @server.tool()
     def list_documents() -> list[dict[str, Any]]:
