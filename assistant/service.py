@@ -379,13 +379,15 @@ class PolicyAssistant:
         yield {"type": "answer", "answer": answer}
 
     def check_text(self, text: str, what: str) -> str:
-        """The cleaned text, or InputError: empty (or only invisible/control characters), not encodable
+        """The cleaned text, or InputError: empty (or only invisible/control characters, emoji or punctuation), not encodable
         (a lone surrogate), or longer than MAX_QUESTION_CHARS after cleaning."""
         if text is None:
             raise InputError(f"{what} is empty")
         text = clean_text(str(text))
         if not text:
             raise InputError(f"{what} is empty")
+        if not any(ch.isalnum() for ch in text):  # only emoji, punctuation or symbols: nothing to ask about
+            raise InputError(f"{what} is empty: it has no letters, digits or Chinese characters")
         if len(text) > self.settings.max_question_chars:
             raise InputError(f"{what} is {len(text)} characters; the limit is {self.settings.max_question_chars}")
         return text

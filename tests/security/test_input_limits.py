@@ -7,7 +7,7 @@ import pytest
 from assistant.service import InputError, PolicyAssistant
 
 
-@pytest.mark.parametrize("text", ["\ud800", "\u200b\u200b\u200d", "\x00\x01 \n", "   "])
+@pytest.mark.parametrize("text", ["\ud800", "\u200b\u200b\u200d", "\x00\x01 \n", "   ", "😀🙏🏻", "？？！…", "\u3000—— *"])
 def test_questions_that_are_empty_once_cleaned_are_input_errors(built_assistant: PolicyAssistant, text: str) -> None:
     with pytest.raises(InputError, match="empty"):
         built_assistant.ask(text)
