@@ -54,7 +54,7 @@ bench-scale: $(TEST_STAMP)
 # 100 keep-alive clients for 60 s, then 1,200 hostile requests, against a served index (figures, no test).
 soak: $(TEST_STAMP)
 	$(BIN)/policy-assistant ingest
-	$(PY) -m eval.soak --clients 100 --seconds 60 --hostile 1200
+	$(PY) -m eval.soak --clients 100 --seconds 60 --hostile 1200 --slow 200
 
 # The dev set in process; fails when a headline metric falls below eval/baseline.json (also run by
 # `make test` through tests/test_eval_runner.py::test_dev_set_meets_the_committed_baseline).
