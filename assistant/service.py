@@ -26,6 +26,7 @@ from assistant.gate import AnswerabilityGate, GateModel
 from assistant.models import Answer, ClauseView, DocumentInfo
 from assistant.pipeline import Pipeline
 from assistant.settings import Settings
+from assistant.sources import ORIGINAL_SUFFIXES, KeptSource, SourceStore
 from assistant.support import SupportJudge
 from assistant.writer import WriterBusyError, WriterLock
 from corpus.loaders import DocumentLoader, LoaderError
@@ -133,6 +134,11 @@ class PolicyAssistant:
     def store(self) -> ClauseStore:
         client = make_client(self.settings.chroma_dir, host=self.settings.chroma_host, port=self.settings.chroma_port)
         return ClauseStore(client, self.embedder, prefix=self.settings.collection_prefix)
+
+    @cached_property
+    def sources(self) -> SourceStore:
+        """The texts (and uploaded files) the stored documents were parsed from (see :mod:`assistant.sources`)."""
+        return SourceStore(self.settings.data_dir / "sources")
 
     @cached_property
     def retriever(self) -> HybridRetriever:
@@ -257,7 +263,7 @@ class PolicyAssistant:
     def ingest_path(self, path: Path, **meta: Any) -> tuple[ParsedDocument, bool]:
         """Ingest one file; metadata from arguments, the file's header line, the manifest, the file name."""
         text, header = self.loader.run(path)
-        return self._ingest_text(text, header, path.name, meta)
+        return self._ingest_text(text, header, path.name, meta, original=_original(path))
 
     def ingest_paths(self, paths: list[Path], on_done: Callable[[ParsedDocument, bool], None] | None = None,
                      **meta: Any) -> list[tuple[ParsedDocument, bool]]:
@@ -274,6 +280,7 @@ class PolicyAssistant:
                 except ValueError as exc:
                     raise InputError(f"{path}: {exc}") from exc
                 out.append((parsed, self.store.upsert(parsed)))
+                self._keep_source(parsed, text, path.name, _original(path))
                 if on_done is not None:
                     on_done(*out[-1])
             if any(changed for _, changed in out):
@@ -283,10 +290,11 @@ class PolicyAssistant:
     def ingest_bytes(self, data: bytes, filename: str, **meta: Any) -> tuple[ParsedDocument, bool]:
         """Ingest an uploaded file. Nothing changes when it cannot be read or parsed."""
         text, header = self.loader.load_bytes(data, filename)
-        return self._ingest_text(text, header, filename, meta)
+        original = data if Path(filename).suffix.lower() in ORIGINAL_SUFFIXES else None
+        return self._ingest_text(text, header, filename, meta, original=original)
 
     def _ingest_text(self, text: str, header: dict[str, str], filename: str,
-                     meta: dict[str, Any]) -> tuple[ParsedDocument, bool]:
+                     meta: dict[str, Any], original: bytes | None = None) -> tuple[ParsedDocument, bool]:
         doc_meta = self._resolve_meta(filename, header, {k: v for k, v in meta.items() if v})
         try:
             parsed = self.parser.run(doc_meta, text)
@@ -294,9 +302,40 @@ class PolicyAssistant:
             raise InputError(str(exc)) from exc
         with self._write_lock:
             changed = self.store.upsert(parsed)
+            self._keep_source(parsed, text, filename, original)
             if changed:
                 self.retriever.refresh()
         return parsed, changed
+
+    def _keep_source(self, parsed: ParsedDocument, text: str, filename: str, original: bytes | None) -> None:
+        """Keep the text the committed version was parsed from (for backups; best effort, see :mod:`assistant.sources`)."""
+        self.sources.keep(parsed.meta.doc_id, parsed.content_hash,
+                          KeptSource(text=text, filename=Path(filename).name, original=original))
+
+    def restore_documents(self, items: list[tuple[ParsedDocument, float | None, KeptSource | None]],
+                          remove: list[str] | None = None,
+                          on_done: Callable[[ParsedDocument, bool], None] | None = None) -> list[bool]:
+        """Write already parsed documents (a backup being imported), each ``(parsed, added_at, source)``; then
+        delete the documents in ``remove``. One snapshot refresh at the end; every document commits on its own
+        (a failed write removes its partial records, as for ingest). Returns, per item, whether it changed."""
+        out: list[bool] = []
+        with self._write_lock:
+            self.store.repair()
+            try:
+                for parsed, added_at, source in items:
+                    out.append(self.store.upsert(parsed, ingested_at=added_at))
+                    if source is not None:
+                        self.sources.keep(parsed.meta.doc_id, parsed.content_hash, source)
+                    if on_done is not None:
+                        on_done(parsed, out[-1])
+                for doc_id in remove or []:
+                    if self.store.delete(doc_id):
+                        self.sources.drop(doc_id)
+                        out.append(True)
+            finally:
+                if any(out):
+                    self.retriever.refresh()
+        return out[:len(items)]
 
     def _resolve_meta(self, filename: str, header: dict[str, str], given: dict[str, Any]) -> DocumentMeta:
         manifest = {Path(s.path).name: s.meta for s in shipped_documents()}
@@ -318,6 +357,7 @@ class PolicyAssistant:
         with self._write_lock:
             if not self.store.delete(doc_id):
                 raise NotFoundError(f"unknown document {doc_id!r}")
+            self.sources.drop(doc_id)
             self.retriever.refresh()
 
     # ---------------------------------------------------------------- reads
@@ -446,6 +486,16 @@ def valid_doc_id(doc_id: str) -> bool:
     [True, True, True, False, False, False, False, False]
     """
     return bool(_DOC_ID.fullmatch(doc_id)) and doc_id.isprintable()
+
+
+def _original(path: Path) -> bytes | None:
+    """The file's bytes to keep beside its text when its text was extracted (.docx .pdf .html), else None."""
+    if path.suffix.lower() not in ORIGINAL_SUFFIXES:
+        return None
+    try:
+        return path.read_bytes()
+    except OSError:
+        return None
 
 
 def _slug(stem: str) -> str:

@@ -149,7 +149,10 @@ def _ingest_many(assistant: Any, paths: list[Path], batch: int, quiet: bool, met
         task = progress.add_task("ingest", total=len(paths), doc="")
         for start in range(0, len(paths), batch):
             chunk = paths[start:start + batch]
-            _run(lambda c=chunk: assistant.ingest_paths(c, on_done=on_done, **meta))
+            def ingest_chunk(c: list[Path] = chunk) -> Any:
+                return assistant.ingest_paths(c, on_done=on_done, **meta)
+
+            _run(ingest_chunk)
     typer.echo(f"done: {counts['done']} files, {counts['changed']} changed, {counts['clauses']} clauses")
 
 
@@ -159,6 +162,41 @@ def remove(doc_id: str) -> None:
     assistant = _assistant()
     _run(lambda: assistant.delete_document(doc_id))
     typer.echo(f"removed {doc_id}")
+
+
+@app.command("export")
+def export_(file: Path = typer.Argument(..., help="The archive to write (.tar.gz)."),
+            no_shipped: bool = typer.Option(False, "--no-shipped",
+                                            help="Leave out the texts of shipped documents unchanged from the "
+                                                 "package (import re-creates them from its own package).")) -> None:
+    """Back up the corpus: documents, metadata, clauses, the texts they were parsed from and uploaded originals."""
+    from assistant.backup import export_corpus
+
+    assistant = _assistant()
+    report = _run(lambda: export_corpus(assistant, file, include_shipped=not no_shipped))
+    left_out = f", {report.left_out} shipped left out" if report.left_out else ""
+    typer.echo(f"exported {report.documents} documents ({report.clauses} clauses; {report.with_text} with their "
+               f"source text, {report.originals} original files{left_out}) to {report.path}")
+
+
+@app.command("import")
+def import_(file: Path = typer.Argument(..., help="An archive made by `export`."),
+            replace: bool = typer.Option(False, "--replace",
+                                         help="Afterwards the corpus holds exactly the archive's documents "
+                                              "(others are removed). Default: add and replace, keep the others."),
+            dry_run: bool = typer.Option(False, "--dry-run", help="Check the archive and report; change nothing.")
+            ) -> None:
+    """Restore a backup: check the archive, re-parse its texts and embed them with the active embedding model."""
+    from assistant.backup import import_corpus
+
+    assistant = _assistant(build=False)  # an empty folder gets exactly the archive (no shipped corpus first)
+    report = _run(lambda: import_corpus(assistant, file, replace=replace, dry_run=dry_run))
+    for note in report.notes:
+        typer.echo(f"note: {note}", err=True)
+    verb = "would import" if dry_run else "imported"
+    typer.echo(f"{verb} {file}: {len(report.added)} added, {len(report.replaced)} replaced, "
+               f"{len(report.unchanged)} unchanged, {len(report.removed)} removed "
+               f"({report.clauses} clauses, embedding model {report.embedding_model})")
 
 
 @app.command()
