@@ -283,3 +283,39 @@ def test_a_consistently_edited_shipped_text_is_not_restored_as_shipped(source, t
     import_corpus(target, edited)
     assert provenance(target, "fz-plan")["origin"] == "uploaded"
     assert provenance(target, "data-security-law")["origin"] == "shipped"
+
+
+# --------------------------------------------------------------------------------------------------- the API
+def test_admin_api_exports_and_imports(source, tmp_path: Path) -> None:
+    from fastapi.testclient import TestClient
+
+    from ui.server import create_app
+
+    service, archive = source
+    token = "backup-admin-token"
+    target = PolicyAssistant(Settings(data_dir=tmp_path / "api", embedding_model="use-m3",
+                                      secondary_embedding_model="none", llm_provider="none", admin_token=token))
+    auth = {"Authorization": f"Bearer {token}"}
+    with TestClient(create_app(target, with_ui=False)) as client:
+        assert client.get("/api/corpus/export").status_code == 401
+        upload = {"file": ("corpus.tar.gz", archive.read_bytes(), "application/gzip")}
+        assert client.post("/api/corpus/import", files=upload).status_code == 401
+        res = client.post("/api/corpus/import", files=upload, headers=auth, params={"replace": "true"})
+        assert res.status_code == 200, res.text
+        body = res.json()
+        assert {"amber", "opal"} <= set(body["added"]) | set(body["replaced"]) and body["embedding_model"] == "use-m3"
+        assert client.get("/api/documents/amber").status_code == 200
+        bad = {"file": ("corpus.tar.gz", _text_changed(_members(archive)), "application/gzip")}
+        res = client.post("/api/corpus/import", files=bad, headers=auth)
+        assert res.status_code == 400 and "SHA-256" in res.json()["detail"]
+        res = client.post("/api/corpus/import", files={"file": ("x.zip", b"PK", "application/zip")}, headers=auth)
+        assert res.status_code == 415
+        res = client.get("/api/corpus/export", headers=auth)
+        assert res.status_code == 200 and res.headers["content-type"] == "application/gzip"
+        assert "attachment" in res.headers["content-disposition"]
+        out = tmp_path / "from-api.tar.gz"
+        out.write_bytes(res.content)
+        names = _members(out)
+        assert names["documents/amber/original"] == AMBER_HTML.encode()
+        assert len(json.loads(names["manifest.json"])["documents"]) == 16
+    assert _state(target)["clauses"] == _state(service)["clauses"]

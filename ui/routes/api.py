@@ -274,6 +274,71 @@ def export(body: ExportIn, service: Service, slots: Slots,
                     headers={"Content-Disposition": f'attachment; filename="{name}"'})
 
 
+@router.get("/corpus/export", responses={**WRITE_ERRORS, 200: {"content": {"application/gzip": {}},
+                                                                "description": "The backup, as an attachment"}},
+            response_class=Response, tags=["admin"], dependencies=[Depends(require_admin)],
+            description="A backup of the corpus (`policy-assistant export`): manifest, clauses, the texts they "
+                        "were parsed from and uploaded originals, as a .tar.gz attachment.")
+async def corpus_export(service: Service, no_shipped: bool = False) -> Response:
+    import os
+    import tempfile
+    from datetime import UTC, datetime
+    from pathlib import Path
+
+    from starlette.responses import FileResponse
+
+    from assistant.backup import export_corpus
+
+    handle, name = tempfile.mkstemp(prefix="policy-export-", suffix=".tar.gz")
+    os.close(handle)
+    path = Path(name)
+    try:
+        await run_in_threadpool(export_corpus, service, path, not no_shipped)
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise
+    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
+    return FileResponse(path, media_type="application/gzip", filename=f"policy-assistant-backup-{stamp}.tar.gz",
+                        background=BackgroundTask(path.unlink, missing_ok=True))
+
+
+@router.post("/corpus/import", responses=WRITE_ERRORS, tags=["admin"], dependencies=[Depends(require_admin)],
+             description="Restore a backup made by `GET /api/corpus/export` or `policy-assistant export` (multipart "
+                         "`file`, .tar.gz, at most `MAX_UPLOAD_BYTES`; larger: the CLI). The archive is checked "
+                         "whole before anything changes (400 when it is corrupt, altered or unsafe); documents are "
+                         "re-parsed and embedded with the active model. `replace=true`: afterwards the corpus holds "
+                         "exactly the archive's documents; `dry_run=true`: report only.")
+async def corpus_import(service: Service, file: Annotated[UploadFile, File(description="a .tar.gz backup")],
+                        replace: bool = False, dry_run: bool = False) -> dict[str, Any]:
+    import os
+    import tempfile
+    from pathlib import Path
+
+    from assistant.backup import BackupError, import_corpus
+
+    filename = file.filename or ""
+    if not filename.lower().endswith((".tar.gz", ".tgz")):
+        raise HTTPException(415, "a backup is a .tar.gz file (from GET /api/corpus/export or policy-assistant export)")
+    limit = service.settings.max_upload_bytes
+    data = await file.read(limit + 1)
+    if len(data) > limit:
+        raise HTTPException(413, f"the backup is larger than the limit of {limit} bytes; import it with "
+                                 "`policy-assistant import`")
+    handle, name = tempfile.mkstemp(prefix="policy-import-", suffix=".tar.gz")
+    path = Path(name)
+    try:
+        with os.fdopen(handle, "wb") as out:
+            out.write(data)
+        report = await run_in_threadpool(import_corpus, service, path, replace, dry_run)
+    except BackupError as exc:
+        raise HTTPException(400, str(exc)) from exc
+    finally:
+        path.unlink(missing_ok=True)
+    return {"added": report.added, "replaced": report.replaced, "unchanged": report.unchanged,
+            "removed": report.removed, "notes": report.notes, "clauses": report.clauses,
+            "embedding_model": report.embedding_model, "dry_run": dry_run}
+
+
 @router.api_route("/{rest:path}", methods=["GET", "POST", "PUT", "PATCH", "DELETE"], include_in_schema=False)
 def unknown(rest: str) -> None:
     raise HTTPException(404, f"no such endpoint: /api/{rest}")
