@@ -232,8 +232,7 @@ class AnswerabilityGate:
                         else f"最接近的条款没有写明所问的{_KIND_ZH[kind]}。")
                 return Verdict(outcome="refuse", features=feats, probability=0.0, constraint=f"kind:{kind}",
                                caveat=note, reasons=[f"no top clause states the {kind} asked for"])
-        if (query.lang == "zh" and not query.is_followup and query.topic_terms and feats["cov_best"] == 0.0
-                and feats["unknown_mass"] >= 1.0):
+        if self._off_corpus(query, feats):
             return Verdict(outcome="refuse", features=feats, probability=0.0, constraint="off-corpus",
                            reasons=["the corpus never uses any of the question's topic words"])
         prob = self.model.probability(feats) if self.model else 1.0
@@ -255,6 +254,19 @@ class AnswerabilityGate:
         return Verdict(outcome="answer", features=feats, probability=prob, reasons=reasons)
 
     # ----------------------------------------------------------- constraints
+    def _off_corpus(self, query: Query, feats: dict[str, float]) -> bool:
+        """A Chinese question none of whose topic words the corpus uses: every topic word unknown, or every
+        word of two or more characters unknown (single characters such as 做/肉/加 say little about a topic:
+        "怎么做红烧肉", "1加1等于几"). Follow-ups and questions naming a document are left to the other checks."""
+        if query.lang != "zh" or query.is_followup or not query.topic_terms:
+            return False
+        if feats["cov_best"] == 0.0 and feats["unknown_mass"] >= 1.0:
+            return True
+        if query.documents or query.wenhao:
+            return False
+        words = [t for t in query.topic_terms if len(t) >= 2]
+        return bool(words) and all(self._df.get(t, 0) == 0 for t in words)
+
     def _documents(self, query: Query, snap: IndexSnapshot) -> Verdict | None:
         """Named documents and 文号: held, only cited, or absent.
 

@@ -223,3 +223,17 @@ def test_every_part_of_a_several_part_question_needs_its_evidence(built_assistan
     kinds = built_assistant.pipeline.analyzer.run("话费拖着不交，运营商能收多少违约金？拖多久会被停机？").kinds
     assert set(kinds) == {"quantity", "deadline"}
     assert built_assistant.ask("话费拖着不交，运营商能收多少违约金？拖多久会被停机？").outcome == "answer"
+
+
+@pytest.mark.model
+@pytest.mark.parametrize("question", ["怎么腌制咸鸭蛋？", "周末去哪里钓鱼比较好", "二手钢琴怎么调音"])
+def test_a_question_whose_words_the_corpus_never_uses_is_refused(built_assistant, question: str) -> None:
+    a = built_assistant.ask(question)
+    assert a.refused and a.citations == [] and a.nearest
+    assert any("topic words" in r for r in a.gate_reasons), a.gate_reasons
+
+
+@pytest.mark.model
+def test_one_unknown_colloquial_word_beside_corpus_words_is_not_off_corpus(built_assistant) -> None:
+    a = built_assistant.ask("洋大夫能在福州开诊所不？")  # 洋大夫 is nowhere in the corpus; 诊所 is
+    assert not any("topic words" in r for r in a.gate_reasons), a.gate_reasons
