@@ -37,7 +37,7 @@ from pydantic import BaseModel, Field
 
 from assistant.logistic import LogisticModel
 from assistant.places import Gazetteer
-from assistant.query import Query
+from assistant.query import Query, to_simplified
 from assistant.text import coverage, idf_weights
 from corpus.models import Clause
 from retrieval.retriever import Hit, HybridRetriever, IndexSnapshot
@@ -56,6 +56,8 @@ KIND_SENTENCE_MIN_COVERAGE = 0.2
 #: An off-task request (writing, jokes, small talk) is refused unless it has topic words (places do not
 #: count) and the evidence covers this share of them.
 OFF_TASK_MAX_COVERAGE = 0.5
+#: A quoted phrase is checked against the corpus when it has at least this many Chinese characters.
+QUOTE_MIN_CJK = 4
 
 #: Other names under which the corpus speaks of a place (港澳台 covers 香港).
 _PLACE_ALIASES = {  # the one-character abbreviations only where they stand in a run of them (闽粤港, 港澳)
@@ -163,6 +165,8 @@ class AnswerabilityGate:
         self.gazetteer = Gazetteer.load()
         self._df: dict[str, int] = {}
         self._df_snapshot = 0
+        self._text = ""
+        self._text_snapshot = 0
 
     # ------------------------------------------------------------ statistics
     def weights(self, terms: list[str]) -> dict[str, float]:
@@ -220,6 +224,12 @@ class AnswerabilityGate:
                         else f"语料中没有关于{place}的具体规定。")
                 return Verdict(outcome="refuse", features=feats, probability=0.0, constraint="place", caveat=note,
                                reasons=[f"the evidence says nothing about {place}"])
+        quoted = self._unknown_quotes(query.text, snap)
+        if quoted:
+            note = (f"The corpus does not contain the phrase “{quoted[0]}”." if query.lang == "en"
+                    else f"语料中没有“{quoted[0]}”的说法。")
+            return Verdict(outcome="refuse", features=feats, probability=0.0, constraint="quote-claim",
+                           caveat=note, reasons=[f"the question quotes “{quoted[0]}”, which no clause contains"])
         claimed = _unsupported_quantities(query.text + " " + query.core, evidence)
         if claimed:
             note = (f"The corpus does not mention {claimed[0]}." if query.lang == "en"
@@ -254,6 +264,28 @@ class AnswerabilityGate:
         return Verdict(outcome="answer", features=feats, probability=prob, reasons=reasons)
 
     # ----------------------------------------------------------- constraints
+    def _unknown_quotes(self, question: str, snap: IndexSnapshot) -> list[str]:
+        """Chinese phrases the question puts in quotation marks (“两免三减半”) that no clause and no document
+        name contains, even with one character different (a typo): the question's premise is not in the corpus."""
+        out = []
+        for m in _QUOTED.finditer(question):
+            phrase = to_simplified(unicodedata.normalize("NFKC", m.group(1))).strip()
+            cjk = sum(1 for ch in phrase if "\u3400" <= ch <= "\u9fff")
+            if cjk < QUOTE_MIN_CJK or cjk < 0.6 * len(phrase):
+                continue
+            if not _contains_near(self._corpus_text(snap), phrase.lower()):
+                out.append(phrase)
+        return out
+
+    def _corpus_text(self, snap: IndexSnapshot) -> str:
+        """All clause texts and document names of ``snap``, lowered (built once per snapshot)."""
+        if self._text_snapshot != id(snap):
+            names = [n for d in snap.documents.values()
+                     for n in (d.meta.title, d.meta.short_title, d.meta.title_en, *d.meta.aliases) if n]
+            self._text = "\n".join([*(c.text for c in snap.clauses), *names]).lower()
+            self._text_snapshot = id(snap)
+        return self._text
+
     def _off_corpus(self, query: Query, feats: dict[str, float]) -> bool:
         """A Chinese question none of whose topic words the corpus uses: every topic word unknown, or every
         word of two or more characters unknown (single characters such as 做/肉/加 say little about a topic:
@@ -453,6 +485,23 @@ def _unsupported_quantities(question: str, evidence: list[Hit]) -> list[str]:
         if number not in numbers:
             out.append(m.group(0).strip())
     return out
+
+
+_QUOTED = re.compile(r"[“\"「『]([^”\"」』“「『]{2,40})[”\"」』]")
+
+
+def _contains_near(text: str, phrase: str) -> bool:
+    """Whether ``text`` contains ``phrase`` exactly or with one character substituted.
+
+    >>> _contains_near("推动两国双园建设", "两国双园"), _contains_near("推动两国双园建设", "两国双圆")
+    (True, True)
+    >>> _contains_near("推动两国双园建设", "两免三减半")
+    False
+    """
+    if phrase in text:
+        return True
+    pattern = "|".join(re.escape(phrase[:i]) + "." + re.escape(phrase[i + 1:]) for i in range(len(phrase)))
+    return re.search(pattern, text) is not None
 
 
 def _doc_key(name: str) -> str:

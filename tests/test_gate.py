@@ -237,3 +237,12 @@ def test_a_question_whose_words_the_corpus_never_uses_is_refused(built_assistant
 def test_one_unknown_colloquial_word_beside_corpus_words_is_not_off_corpus(built_assistant) -> None:
     a = built_assistant.ask("洋大夫能在福州开诊所不？")  # 洋大夫 is nowhere in the corpus; 诊所 is
     assert not any("topic words" in r for r in a.gate_reasons), a.gate_reasons
+
+
+@pytest.mark.model
+def test_a_quoted_phrase_the_corpus_never_contains_is_a_premise_it_cannot_answer(built_assistant) -> None:
+    a = built_assistant.ask("方案里提到的“外籍人才个税全免”政策怎么申请？")
+    assert a.refused and a.citations == [] and "外籍人才个税全免" in a.answer
+    assert any("quotes" in r for r in a.gate_reasons), a.gate_reasons
+    for real in ("“两国双园”要提供什么服务？", "「兩國雙園」要提供什麼服務？", "“两国双圆”要提供什么服务？"):  # typo: one char
+        assert not any("quotes" in r for r in built_assistant.ask(real).gate_reasons), real
