@@ -242,21 +242,21 @@ class PolicyAssistant:
         self.store.repair()
         if self.store.documents():
             return 0
-        count = 0
-        for shipped in shipped_documents():
-            text, _ = self.loader.run(shipped.path)
-            if self.store.upsert(self.parser.run(shipped.meta, text)):
-                count += 1
+        count = sum(self.store.upsert_many(self._parse_shipped()))
         self.retriever.refresh()
         return count
+
+    def _parse_shipped(self) -> list[ParsedDocument]:
+        out = []
+        for shipped in shipped_documents():
+            text, _ = self.loader.run(shipped.path)
+            out.append(self.parser.run(shipped.meta, text))
+        return out
 
     def reset_shipped(self) -> int:
         """(Re)ingest every shipped document; unchanged ones are skipped. Returns how many changed."""
         with self._write_lock:
-            changed = 0
-            for shipped in shipped_documents():
-                text, _ = self.loader.run(shipped.path)
-                changed += int(self.store.upsert(self.parser.run(shipped.meta, text)))
+            changed = sum(self.store.upsert_many(self._parse_shipped()))
             self.retriever.refresh()
             return changed
 
@@ -266,26 +266,41 @@ class PolicyAssistant:
         return self._ingest_text(text, header, path.name, meta, original=_original(path))
 
     def ingest_paths(self, paths: list[Path], on_done: Callable[[ParsedDocument, bool], None] | None = None,
-                     **meta: Any) -> list[tuple[ParsedDocument, bool]]:
-        """Ingest many files with one snapshot refresh at the end (bulk loads; does not add the shipped corpus).
+                     refresh: bool = True, **meta: Any) -> list[tuple[ParsedDocument, bool]]:
+        """Ingest many files as one write (bulk loads; does not add the shipped corpus).
 
-        ``on_done(parsed, changed)`` is called after each file is committed (progress display)."""
+        Every file is read and parsed first (a file that cannot be read or parsed fails the call before anything is
+        written); then the changed documents are stored with one commit (:meth:`ClauseStore.upsert_many`: their
+        clauses embedded and added in large batches, one registry write, one generation bump), so a failure or a
+        crash leaves the corpus as it was before the call, and a repeated call skips the files already stored.
+        ``on_done(parsed, changed)`` is called per file after the commit (progress display). ``refresh=False``
+        leaves this process's search snapshot as it is (a caller with more batches to come refreshes once at
+        the end: :meth:`refresh_index`)."""
         out: list[tuple[ParsedDocument, bool]] = []
         with self._write_lock:
+            manifest = _manifest()
+            items: list[tuple[ParsedDocument, str, str, bytes | None]] = []
             for path in paths:
                 text, header = self.loader.run(path)
-                doc_meta = self._resolve_meta(path.name, header, {k: v for k, v in meta.items() if v})
+                doc_meta = self._resolve_meta(path.name, header, {k: v for k, v in meta.items() if v}, manifest)
                 try:
                     parsed = self.parser.run(doc_meta, text)
                 except ValueError as exc:
                     raise InputError(f"{path}: {exc}") from exc
-                out.append((parsed, self.store.upsert(parsed)))
-                self._keep_source(parsed, text, path.name, _original(path))
+                items.append((parsed, text, path.name, _original(path)))
+            changed = self.store.upsert_many([parsed for parsed, *_ in items])
+            for (parsed, text, filename, original), flag in zip(items, changed):
+                out.append((parsed, flag))
+                self._keep_source(parsed, text, filename, original)
                 if on_done is not None:
                     on_done(*out[-1])
-            if any(changed for _, changed in out):
+            if refresh and any(changed):
                 self.retriever.refresh()
         return out
+
+    def refresh_index(self) -> None:
+        """Rebuild this process's search snapshot from the store (and save its lexical index)."""
+        self.retriever.refresh()
 
     def ingest_bytes(self, data: bytes, filename: str, **meta: Any) -> tuple[ParsedDocument, bool]:
         """Ingest an uploaded file. Nothing changes when it cannot be read or parsed."""
@@ -337,8 +352,9 @@ class PolicyAssistant:
                     self.retriever.refresh()
         return out[:len(items)]
 
-    def _resolve_meta(self, filename: str, header: dict[str, str], given: dict[str, Any]) -> DocumentMeta:
-        manifest = {Path(s.path).name: s.meta for s in shipped_documents()}
+    def _resolve_meta(self, filename: str, header: dict[str, str], given: dict[str, Any],
+                      manifest: dict[str, DocumentMeta] | None = None) -> DocumentMeta:
+        manifest = _manifest() if manifest is None else manifest
         base: dict[str, Any] = manifest[filename].model_dump() if filename in manifest else {}
         base.update(header)
         base.update(given)
@@ -486,6 +502,11 @@ def valid_doc_id(doc_id: str) -> bool:
     [True, True, True, False, False, False, False, False]
     """
     return bool(_DOC_ID.fullmatch(doc_id)) and doc_id.isprintable()
+
+
+def _manifest() -> dict[str, DocumentMeta]:
+    """The shipped documents' metadata by file name (a file of that name gets it as defaults)."""
+    return {Path(s.path).name: s.meta for s in shipped_documents()}
 
 
 def _original(path: Path) -> bytes | None:

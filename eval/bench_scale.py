@@ -110,6 +110,67 @@ def timed(cmd: list[str], env: dict[str, str]) -> tuple[float, float, str]:
     return time.perf_counter() - t0, usage.ru_maxrss / 1024, text
 
 
+def ingest_timing(out: str) -> tuple[float | None, float | None]:
+    """Seconds of the ingest inside the process and of those in the embedding model, from its summary line."""
+    found = re.search(r"clauses in ([\d.]+) s(?: \(embedding ([\d.]+) s\))?", out)
+    if not found:
+        return None, None
+    return float(found.group(1)), float(found.group(2) or 0.0)
+
+
+PENALTY_PROBE = """\
+import json, sys, time
+from pathlib import Path
+from assistant.service import PolicyAssistant
+from assistant.settings import Settings
+a = PolicyAssistant(Settings())
+a.embedder.embed_documents(["预热"])  # the model loaded before timing
+paths = [Path(p) for p in sys.argv[1:]]
+t0 = time.perf_counter()
+for i in range(0, len(paths), 50):  # as `ingest --batch 50` does
+    a.ingest_paths(paths[i:i + 50], refresh=False)
+a.refresh_index()
+print(json.dumps([time.perf_counter() - t0, a.embedder.embed_seconds]))
+"""
+
+
+def per_file_penalty(work: Path, model: str, files: int = 150, per_file: int = 10) -> str:
+    """Ingest ``files`` small files and one file holding the same clauses, each into an empty embedded index with
+    the bulk path (batches of 50 files, one refresh); seconds per clause inside the process (model loaded)."""
+    rng = random.Random(11)
+    pieces, _ = shipped_pieces()
+    texts = []
+    for _ in range(files * per_file):
+        text = ""
+        while len(text) < 140:
+            text += rng.choice(pieces)
+        texts.append(text[:290].replace("\n", ""))
+    small, big = work / "penalty-small", work / "penalty-one"
+    small.mkdir(parents=True, exist_ok=True)
+    big.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for f in range(files):
+        lines = [f"# 标题：小文件{f}"] + [f"第{n + 1}条 {texts[f * per_file + n]}" for n in range(per_file)]
+        paths.append(small / f"small{f:03d}.txt")
+        paths[-1].write_text("\n".join(lines) + "\n", encoding="utf-8")
+    one = big / "one.txt"
+    one.write_text("\n".join(["# 标题：一个文件"] + [f"第{n + 1}条 {t}" for n, t in enumerate(texts)]) + "\n",
+                   encoding="utf-8")
+    seconds = []
+    for name, group in (("small", paths), ("one", [one])):
+        env = {**os.environ, "POLICY_DATA_DIR": str(work / f"penalty-data-{name}"), "EMBEDDING_MODEL": model,
+               "SECONDARY_EMBEDDING_MODEL": "none", "LLM_PROVIDER": "none", "OMP_NUM_THREADS": "1"}
+        env.pop("CHROMA_HOST", None)
+        _, _, out = timed([sys.executable, "-c", PENALTY_PROBE, *map(str, group)], env)
+        inner, embed = json.loads(out.strip().splitlines()[-1])
+        seconds.append((inner, embed))
+    (s_small, e_small), (s_one, e_one) = seconds
+    n = files * per_file
+    return (f"per-file penalty: {files} files of {per_file} clauses {s_small / n * 1000:.2f} ms/clause "
+            f"(embedding {e_small:.1f} of {s_small:.1f} s) vs one file of {n} clauses {s_one / n * 1000:.2f} ms/clause "
+            f"(embedding {e_one:.1f} of {s_one:.1f} s): {s_small / s_one:.2f}x")
+
+
 def du(*paths: Path) -> float:
     total = 0
     for p in paths:
@@ -194,6 +255,9 @@ def run_mode(mode: str, size: int, files: list[Path], work: Path, model: str) ->
         found = re.search(r"(\d+) clauses", out)
         size = int(found.group(1)) if found else size  # the clauses the parser made of the files
         row.update(clauses=size, ingest_s=round(wall, 1), ingest_clauses_per_s=round(size / wall, 1), ingest_peak_rss_mb=round(rss))
+        inner, embed = ingest_timing(out)
+        if embed is not None:  # the whole process's wall time (start, model load, writes, refresh) vs the model
+            row.update(ingest_in_process_s=inner, ingest_embed_s=embed, ingest_beyond_embedding_share=round(1 - embed / wall, 2))
         row["disk_mb"] = round(du(data, chroma_dir), 1)
         wall, rss, _ = timed([CLI, "search", QUERIES[0], "--json"], env)  # lexical index saved by the ingest
         row.update(cold_search_s=round(wall, 2), cold_search_peak_rss_mb=round(rss))
@@ -228,10 +292,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--model", default="use-m3", help="EMBEDDING_MODEL for the run (secondary model off)")
     ap.add_argument("--work", type=Path, default=None, help="folder for corpora and indexes (default: a temp dir)")
     ap.add_argument("--json", action="store_true", help="one JSON line per run instead of the table")
+    ap.add_argument("--penalty", action="store_true",
+                    help="also compare 150 small files with one file holding the same clauses (embedded)")
     args = ap.parse_args(argv)
     work = args.work or Path(tempfile.mkdtemp(prefix="bench-scale-"))
     rows = []
     try:
+        if args.penalty:
+            print(per_file_penalty(work, args.model), flush=True)
         for size in (int(s) for s in args.sizes.split(",") if s.strip()):
             files = write_corpus(work / f"corpus-{size}", size)
             print(df_figures(files), flush=True)

@@ -6,6 +6,11 @@ Writes are crash-safe and never expose half a document:
 2. the registry entry of the document is switched to the new hash (the commit point);
 3. clauses of older generations are deleted.
 
+A bulk write (:meth:`ClauseStore.upsert_many`) does the same for many documents at once: all their clauses
+first (embedded and added in large batches), then one registry write naming every new generation, one delete of
+the older ones and one corpus-generation bump, so a batch of files costs a few Chroma round trips, not a few per
+file.
+
 A write that fails (storage error) removes the records it added at once (:meth:`ClauseStore.cleanup`:
 the document's clauses its committed generation does not name; the previous version stays). A crash, or a
 storage that also refuses the cleanup, leaves extra generations behind, which :meth:`ClauseStore.repair`
@@ -28,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 import chromadb
+import numpy as np
 from chromadb.api import ClientAPI
 from chromadb.api.collection_configuration import CreateHNSWConfiguration
 from chromadb.config import Settings as ChromaSettings
@@ -37,7 +43,14 @@ from retrieval.embeddings import Embedder, PolicyEmbeddingFunction, collection_s
 
 log = logging.getLogger(__name__)
 
-_BATCH = 256
+#: Records per Chroma write (and per delete); capped by the client's maximum batch size.
+_BATCH = 2000
+#: Clauses embedded per call during a write (a large batch: one vector-cache shard each, bounded memory).
+_EMBED_BATCH = 4096
+
+
+def _names(doc_ids: list[str]) -> str:
+    return repr(doc_ids[0]) if len(doc_ids) == 1 else f"{len(doc_ids)} documents ({doc_ids[0]!r}, ...)"
 
 
 def make_client(data_dir: Path | None = None, host: str | None = None, port: int = 8000) -> ClientAPI:
@@ -88,6 +101,7 @@ class ClauseStore:
     def __init__(self, client: ClientAPI, embedder: Embedder, prefix: str = "clauses") -> None:
         self.client = client
         self.embedder = embedder
+        self._max_batch: int | None = None
         name = f"{prefix}-{collection_slug(embedder.spec)}"
         self.collection = client.get_or_create_collection(
             name=name,
@@ -178,43 +192,85 @@ class ClauseStore:
 
         ``ingested_at`` (a Unix time) is recorded as when this version was added (a restored backup keeps its
         documents' times); default: now."""
-        meta = parsed.meta
-        current = self._registry_entry(meta.doc_id)
-        if current and current.get("state") == "ready" and current.get("hash") == parsed.content_hash:
-            return False
-        gen = _generation(parsed.content_hash)
-        ids = [f"{c.clause_id}@{gen}" for c in parsed.clauses]
-        texts = [c.text for c in parsed.clauses]
-        vectors = self.embedder.embed_documents(texts)
-        metadatas: list[Any] = [self._metadata(c, gen) for c in parsed.clauses]
+        return self.upsert_many([parsed], ingested_at=ingested_at)[0]
+
+    def upsert_many(self, docs: list[ParsedDocument], ingested_at: float | None = None) -> list[bool]:
+        """Store many documents as one write (bulk ingestion); per document, whether it changed.
+
+        One registry read for all of them; the clauses of every changed document are embedded in large
+        batches and added in large Chroma batches (new generations, invisible to readers); then one registry
+        write names all the new generations (the commit point), one delete removes their older generations
+        and the corpus generation moves once. A failure before the commit removes every record this call
+        added (:meth:`cleanup_many`) and no document changes. A document id given twice is written twice, in
+        order (the later version wins), as separate writes.
+        """
+        out: list[bool] = []
+        start = 0
+        while start < len(docs):  # split where a doc_id repeats: each write holds a document once
+            seen: set[str] = set()
+            end = start
+            while end < len(docs) and docs[end].meta.doc_id not in seen:
+                seen.add(docs[end].meta.doc_id)
+                end += 1
+            out.extend(self._write(docs[start:end], ingested_at))
+            start = end
+        return out
+
+    def _write(self, docs: list[ParsedDocument], ingested_at: float | None) -> list[bool]:
+        entries = self._registry_entries([p.meta.doc_id for p in docs])
+        changed = [i for i, p in enumerate(docs)
+                   if not ((e := entries.get(p.meta.doc_id)) and e.get("state") == "ready"
+                           and e.get("hash") == p.content_hash)]
+        if not changed:
+            return [False] * len(docs)
+        todo = [docs[i] for i in changed]
+        doc_ids = [p.meta.doc_id for p in todo]
+        clauses = [(c, _generation(p.content_hash)) for p in todo for c in p.clauses]
         try:
-            for start in range(0, len(ids), _BATCH):
-                end = start + _BATCH
-                self.collection.upsert(
-                    ids=ids[start:end],
-                    embeddings=[v.tolist() for v in vectors[start:end]],  # type: ignore[arg-type]
-                    documents=texts[start:end],
-                    metadatas=metadatas[start:end],
+            for lo in range(0, len(clauses), _EMBED_BATCH):
+                part = clauses[lo:lo + _EMBED_BATCH]
+                texts = [c.text for c, _ in part]
+                vectors = np.asarray(self.embedder.embed_documents(texts), dtype=np.float32)
+                ids = [f"{c.clause_id}@{gen}" for c, gen in part]
+                metadatas: list[Any] = [self._metadata(c, gen) for c, gen in part]
+                for start in range(0, len(part), self._write_batch()):
+                    end = start + self._write_batch()
+                    self.collection.upsert(
+                        ids=ids[start:end],
+                        embeddings=vectors[start:end],  # type: ignore[arg-type]
+                        documents=texts[start:end],
+                        metadatas=metadatas[start:end],
+                    )
+            # Commit point: the registry now names the new generations (one write for the whole batch).
+            at = time.time() if ingested_at is None else float(ingested_at)
+            step = self._write_batch()
+            for start in range(0, len(todo), step):
+                batch = todo[start:start + step]
+                self.registry.upsert(
+                    ids=[p.meta.doc_id for p in batch],
+                    embeddings=[[1.0]] * len(batch),  # type: ignore[arg-type]
+                    documents=[p.meta.model_dump_json() for p in batch],
+                    metadatas=[{"state": "ready", "hash": p.content_hash, "clauses": len(p.clauses), "at": at}
+                               for p in batch],
                 )
-            # Commit point: the registry now names the new generation.
-            self.registry.upsert(
-                ids=[meta.doc_id],
-                embeddings=[[1.0]],  # type: ignore[arg-type]
-                documents=[meta.model_dump_json()],
-                metadatas=[{"state": "ready", "hash": parsed.content_hash, "clauses": len(ids),
-                            "at": time.time() if ingested_at is None else float(ingested_at)}],
-            )
         except Exception:
-            self.cleanup(meta.doc_id)
+            self.cleanup_many(doc_ids)
             raise
-        # Committed: the new version is the document now. Older generations are invisible to readers; if the
+        # Committed: the new versions are the documents now. Older generations are invisible to readers; if the
         # storage refuses to delete them now, they stay until repair() at the next start.
-        try:
-            self.collection.delete(where={"$and": [{"doc_id": meta.doc_id}, {"gen": {"$ne": gen}}]})  # type: ignore[dict-item]
-        except Exception as exc:  # noqa: BLE001 - the write itself succeeded
-            log.warning("could not delete the older clauses of %r (left to repair at restart): %s", meta.doc_id, exc)
+        for start in range(0, len(todo), 100):
+            older = [{"$and": [{"doc_id": p.meta.doc_id}, {"gen": {"$ne": _generation(p.content_hash)}}]}
+                     for p in todo[start:start + 100]]
+            try:
+                self.collection.delete(where=older[0] if len(older) == 1 else {"$or": older})  # type: ignore[arg-type,dict-item]
+            except Exception as exc:  # noqa: BLE001 - the write itself succeeded
+                log.warning("could not delete the older clauses of %d documents (left to repair at restart): %s",
+                            len(older), exc)
         self._bump_generation()
-        return True
+        flags = [False] * len(docs)
+        for i in changed:
+            flags[i] = True
+        return flags
 
     def cleanup(self, doc_id: str) -> int:
         """Right after a failed write: delete the document's clauses that its committed generation does not name.
@@ -223,19 +279,28 @@ class ClauseStore:
         of ``doc_id`` goes. Best effort: when the storage refuses this too (read-only, full), the records stay
         until :meth:`repair` removes them on the next start. Returns how many records were deleted.
         """
+        return self.cleanup_many([doc_id])
+
+    def cleanup_many(self, doc_ids: list[str]) -> int:
+        """:meth:`cleanup` of several documents (a failed batch) with one registry read and one collection read."""
+        if not doc_ids:
+            return 0
         try:
-            entry = self._registry_entry(doc_id)
-            got = self.collection.get(where={"doc_id": doc_id}, include=["metadatas"])
-            live = _generation(str(entry["hash"])) if entry and entry.get("hash") else None
+            entries = self._registry_entries(doc_ids)
+            where = {"doc_id": doc_ids[0]} if len(doc_ids) == 1 else {"doc_id": {"$in": list(doc_ids)}}
+            got = self.collection.get(where=where, include=["metadatas"])  # type: ignore[arg-type]
+            live = {d: _generation(str(e["hash"])) for d, e in entries.items() if e.get("hash")}
             stale = [cid for cid, md in zip(got["ids"], got["metadatas"] or [])
-                     if live is None or (md or {}).get("gen") != live]
-            for start in range(0, len(stale), _BATCH):
-                self.collection.delete(ids=stale[start:start + _BATCH])
+                     if (md or {}).get("gen") != live.get(str((md or {}).get("doc_id")))]
+            step = self._write_batch()
+            for start in range(0, len(stale), step):
+                self.collection.delete(ids=stale[start:start + step])
         except Exception as exc:  # noqa: BLE001 - the original error is the one to report
-            log.warning("could not clean up after a failed write of %r (left to repair at restart): %s", doc_id, exc)
+            log.warning("could not clean up after a failed write of %s (left to repair at restart): %s",
+                        _names(doc_ids), exc)
             return 0
         if stale:
-            log.warning("removed %d partial clauses of %r after a failed write", len(stale), doc_id)
+            log.warning("removed %d partial clauses of %s after a failed write", len(stale), _names(doc_ids))
         return len(stale)
 
     def delete(self, doc_id: str) -> bool:
@@ -258,18 +323,35 @@ class ClauseStore:
             return 0  # an interrupted write always leaves more records than the registry counts
         live = {doc_id: _generation(d.content_hash) for doc_id, d in docs.items()}
         stale = [cid for cid, _, md in self._iter_all() if live.get(str(md.get("doc_id"))) != md.get("gen")]
-        for start in range(0, len(stale), _BATCH):
-            self.collection.delete(ids=stale[start:start + _BATCH])
+        step = self._write_batch()
+        for start in range(0, len(stale), step):
+            self.collection.delete(ids=stale[start:start + step])
         if stale:
             log.warning("removed %d clauses left by an interrupted write", len(stale))
         return len(stale)
 
     # -------------------------------------------------------------- helpers
     def _registry_entry(self, doc_id: str) -> dict[str, Any] | None:
-        got = self.registry.get(ids=[doc_id], include=["metadatas"])
-        if not got["ids"]:
-            return None
-        return dict((got["metadatas"] or [{}])[0] or {})
+        return self._registry_entries([doc_id]).get(doc_id)
+
+    def _registry_entries(self, doc_ids: list[str]) -> dict[str, dict[str, Any]]:
+        """Registry metadata of those documents that have an entry (one read per write batch)."""
+        out: dict[str, dict[str, Any]] = {}
+        step = self._write_batch()
+        for start in range(0, len(doc_ids), step):
+            got = self.registry.get(ids=list(dict.fromkeys(doc_ids[start:start + step])), include=["metadatas"])
+            for doc_id, md in zip(got["ids"], got["metadatas"] or []):
+                out[doc_id] = dict(md or {})
+        return out
+
+    def _write_batch(self) -> int:
+        """Records per Chroma call: ``_BATCH``, within the client's maximum batch size."""
+        if self._max_batch is None:
+            try:
+                self._max_batch = int(self.client.get_max_batch_size())
+            except Exception:  # noqa: BLE001 - an old server without the endpoint
+                self._max_batch = 1000
+        return max(1, min(_BATCH, self._max_batch))
 
     def _iter_all(self) -> Iterator[tuple[str, str, dict[str, Any]]]:
         total = self.collection.count()

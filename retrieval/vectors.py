@@ -151,15 +151,19 @@ class CachedEmbedder:
         self.inner = inner
         self.cache = cache
         self.spec = inner.spec
+        #: Seconds spent in the model embedding passages (for ingest timing).
+        self.embed_seconds = 0.0
 
     def embed_documents(self, texts: list[str]) -> np.ndarray:
         found = [self.cache.get(t) for t in texts]
-        missing = [i for i, v in enumerate(found) if v is None]
+        missing = list(dict.fromkeys(texts[i] for i, v in enumerate(found) if v is None))  # each text once
         if missing:
-            fresh = self.inner.embed_documents([texts[i] for i in missing])
-            self.cache.put_many([texts[i] for i in missing], fresh)
-            for i, v in zip(missing, fresh):
-                found[i] = v
+            started = time.perf_counter()
+            fresh = self.inner.embed_documents(missing)
+            self.embed_seconds += time.perf_counter() - started
+            self.cache.put_many(missing, fresh)
+            by_text = dict(zip(missing, fresh))
+            found = [by_text[t] if v is None else v for t, v in zip(texts, found)]
         if not texts:
             return self.inner.embed_documents([])
         out = np.stack([np.asarray(v, dtype=np.float32) for v in found])  # type: ignore[arg-type]

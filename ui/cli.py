@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -93,13 +94,13 @@ def ingest(paths: list[Path] = typer.Argument(None, help="Files to add (.txt .md
            wenhao: str | None = typer.Option(None),
            own_only: bool = typer.Option(False, "--own-only",
                                          help="Do not add the shipped corpus: an index of your own documents only."),
-           batch: int = typer.Option(50, min=1, help="Files per batch (one index refresh per batch)."),
+           batch: int = typer.Option(50, min=1, help="Files per batch (one commit per batch)."),
            quiet: bool = typer.Option(False, "--quiet", "-q",
                                       help="No progress bar and no per-file lines: only the summary.")) -> None:
     """Add documents to the index (the same file twice adds nothing; a changed file replaces its clauses).
 
-    Many files are ingested in batches with one index refresh each; every document is committed on its own, so
-    an interrupted run resumes where it stopped (unchanged files are skipped).
+    Many files are ingested in batches, each committed as one write (all of it or none of it), and one index
+    refresh at the end, so an interrupted run resumes where it stopped (files already stored are skipped).
     """
     assistant = _assistant(build=not paths)
     if not paths:
@@ -124,7 +125,7 @@ def ingest(paths: list[Path] = typer.Argument(None, help="Files to add (.txt .md
 
 
 def _ingest_many(assistant: Any, paths: list[Path], batch: int, quiet: bool, meta: dict[str, Any]) -> None:
-    """Batches of files, one index refresh each; a progress bar on stderr when it is a terminal (not --quiet),
+    """Batches of files, one commit each and one index refresh at the end; a progress bar on stderr when it is a terminal (not --quiet),
     and a ``[i/n]`` line per file on stdout unless --quiet or the bar is drawn on the same terminal."""
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
@@ -145,15 +146,20 @@ def _ingest_many(assistant: Any, paths: list[Path], batch: int, quiet: bool, met
             state = "added/replaced" if changed else "unchanged"
             typer.echo(f"[{counts['done']}/{len(paths)}] {parsed.meta.doc_id}: {len(parsed.clauses)} clauses ({state})")
 
+    started = time.perf_counter()
     with progress:
         task = progress.add_task("ingest", total=len(paths), doc="")
         for start in range(0, len(paths), batch):
             chunk = paths[start:start + batch]
             def ingest_chunk(c: list[Path] = chunk) -> Any:
-                return assistant.ingest_paths(c, on_done=on_done, **meta)
+                return assistant.ingest_paths(c, on_done=on_done, refresh=False, **meta)
 
             _run(ingest_chunk)
-    typer.echo(f"done: {counts['done']} files, {counts['changed']} changed, {counts['clauses']} clauses")
+        if counts["changed"]:
+            _run(assistant.refresh_index)
+    embedding = getattr(assistant.embedder, "embed_seconds", None)
+    timing = f" in {time.perf_counter() - started:.1f} s" + (f" (embedding {embedding:.1f} s)" if embedding else "")
+    typer.echo(f"done: {counts['done']} files, {counts['changed']} changed, {counts['clauses']} clauses{timing}")
 
 
 @app.command()
