@@ -212,7 +212,8 @@ class AnswerabilityGate:
             constraint.features = feats
             return constraint
         reasons: list[str] = []
-        if query.off_task and (not query.topic_terms or feats["cov_best"] < OFF_TASK_MAX_COVERAGE):
+        if query.about_assistant or (query.off_task and (not query.topic_terms
+                                                         or feats["cov_best"] < OFF_TASK_MAX_COVERAGE)):
             note = ("I answer questions about the Fuzhou pilot plan and the laws in the corpus, with the clauses "
                     "that say so; this request is not one of them." if query.lang == "en"
                     else "本助手只回答关于福州试点方案及语料中法律法规的问题，并引用条款作答；这个请求不在范围内。")

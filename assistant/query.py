@@ -86,6 +86,21 @@ _OFF_TASK = re.compile(
     r"^(hi|hello|hey|thanks|thank you|bye)[!. ]*$", re.IGNORECASE)
 
 
+#: Questions about the assistant itself: off-task whatever words they share with the corpus (谁开发的).
+_ABOUT_ASSISTANT = re.compile(
+    r"你是谁|你叫什么|谁(开发|训练|做|制作)的你|你是(谁|哪家|什么模型)|(开发|训练)了?你的?是谁|你是.{0,6}(开发|训练|做|制作)的|"
+    r"\bwho (made|built|created|developed|trained) you\b|\bwho are you\b|\bwhat (model|llm) are you\b", re.IGNORECASE)
+
+
+def is_about_assistant(text: str) -> bool:
+    """Is ``text`` a question about the assistant itself (who made it, what it is)?
+
+    >>> is_about_assistant("你是哪家公司开发的？"), is_about_assistant("Who built you?"), is_about_assistant("谁开发的APP")
+    (True, True, False)
+    """
+    return bool(_ABOUT_ASSISTANT.search(text.strip()))
+
+
 def is_off_task(text: str) -> bool:
     """Is ``text`` a request the assistant does not serve (writing, jokes, small talk…)?
 
@@ -135,6 +150,8 @@ class Query(BaseModel):
     #: Every kind the question's parts ask for (``kind`` first); each needs evidence that states it.
     kinds: list[AnswerKind] = Field(default_factory=list)
     off_task: bool = False
+    #: A question about the assistant itself (refused politely whatever words it shares with the corpus).
+    about_assistant: bool = False
 
     @property
     def foreign_places(self) -> list[str]:
@@ -296,4 +313,5 @@ class QueryAnalyzer:
                      wenhao=wenhao, articles=article_numbers(text),
                      years=list(dict.fromkeys(years)), kind=kind,
                      kinds=list(dict.fromkeys([kind, *(answer_kinds(core) if not condensed.is_followup else [])])),
-                     off_task=not condensed.is_followup and is_off_task(text))
+                     off_task=not condensed.is_followup and is_off_task(text),
+                     about_assistant=not condensed.is_followup and is_about_assistant(text))

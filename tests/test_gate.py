@@ -204,7 +204,8 @@ def test_the_items_of_a_list_the_corpus_only_cites_are_not_answered_from_the_cit
 
 @pytest.mark.model
 @pytest.mark.parametrize("request_text", ["帮我写一篇关于大海的散文", "讲个笑话吧", "Please write a haiku about Fuzhou.",
-                                          "Who built you?", "推荐一家福州的海鲜餐厅"])
+                                          "Who built you?", "推荐一家福州的海鲜餐厅",
+                                          "你是哪家公司开发的？"])  # 开发 is a corpus word; still about the assistant
 def test_requests_that_are_not_questions_about_the_corpus_are_refused_politely(built_assistant,
                                                                               request_text: str) -> None:
     a = built_assistant.ask(request_text)
