@@ -131,7 +131,15 @@ class LexicalIndex:
         if not scores.size:
             return []
         positive = int(np.count_nonzero(scores > 0))
-        top = np.argsort(-scores, kind="stable")[: min(k, positive)]
+        k = min(k, positive)
+        if k <= 0:
+            return []
+        if k < scores.size // 4:  # a few from many: partition first; ties keep the same (index) order as a full sort
+            cut = np.partition(scores, scores.size - k)[scores.size - k]
+            candidates = np.flatnonzero(scores >= cut)
+            top = candidates[np.argsort(-scores[candidates], kind="stable")][:k]
+        else:
+            top = np.argsort(-scores, kind="stable")[:k]
         return [(int(i), float(scores[i])) for i in top]
 
     def postings(self, term: str) -> np.ndarray:

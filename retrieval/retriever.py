@@ -10,6 +10,9 @@ Usage::
 from __future__ import annotations
 
 import hashlib
+import json
+import os
+import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -47,6 +50,48 @@ class Hit(BaseModel):
     rank: int = 0
 
 
+def _clauses_file(root: Path, key: str) -> Path:
+    return root / f"clauses-{hashlib.sha256(key.encode('utf-8')).hexdigest()[:24]}.json"
+
+
+def save_clauses(root: Path, key: str, pairs: list[tuple[str, Clause]]) -> Path | None:
+    """Save the committed clauses read for ``key`` (the collection, the corpus generation and a digest of the
+    registry: which version of which document, when written), so a start-up at the same corpus reads one file
+    instead of every record's metadata from Chroma. Written to a temporary name and renamed; older saves are
+    removed. None when the disk refuses (a start-up then reads Chroma, as before)."""
+    target = _clauses_file(root, key)
+    rows = [[cid, c.clause_id, c.doc_id, c.doc_title, c.path, c.label, c.text, c.order, c.kind] for cid, c in pairs]
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=root, prefix=".clauses-tmp-", suffix=".json")
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                json.dump({"key": key, "rows": rows}, f, ensure_ascii=False, separators=(",", ":"))
+            os.replace(tmp, target)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+        for old in root.glob("clauses-*.json"):
+            if old != target:
+                old.unlink(missing_ok=True)
+        return target
+    except OSError:
+        return None
+
+
+def load_clauses(root: Path, key: str) -> list[tuple[str, Clause]] | None:
+    """The clauses :func:`save_clauses` saved for ``key``, else None (missing, another key, unreadable)."""
+    try:
+        with open(_clauses_file(root, key), encoding="utf-8") as f:
+            data = json.load(f)
+        if data.get("key") != key or any(len(row) != 9 for row in data["rows"]):
+            return None
+        fields = ("clause_id", "doc_id", "doc_title", "path", "label", "text", "order", "kind")
+        return [(str(row[0]), Clause.model_construct(**dict(zip(fields, row[1:])))) for row in data["rows"]]
+    except (OSError, ValueError, KeyError, TypeError, IndexError):
+        return None
+
+
 @dataclass(frozen=True)
 class IndexSnapshot:
     """An immutable view of the committed corpus; swapped whole after each write."""
@@ -69,7 +114,18 @@ class IndexSnapshot:
         generation (and these clause ids) is loaded instead of rebuilt, and a rebuilt one is saved."""
         generation = store.generation()
         docs = store.documents()
-        pairs = store.clauses(docs)
+        pairs: list[tuple[str, Clause]] | None = None
+        saved_key = ""
+        if lexical_dir is not None:
+            registry = "\n".join(f"{d}|{x.content_hash}|{x.clause_count}|{x.ingested_at!r}" for d, x in docs.items())
+            saved_key = f"{store.collection.name}|{generation}|{hashlib.sha256(registry.encode('utf-8')).hexdigest()}"
+            pairs = load_clauses(lexical_dir, saved_key)
+            if pairs is not None and len(pairs) != sum(d.clause_count for d in docs.values()):
+                pairs = None
+        if pairs is None:
+            pairs = store.clauses(docs)
+            if lexical_dir is not None and pairs:
+                save_clauses(lexical_dir, saved_key, pairs)
         clauses = [c for _, c in pairs]
         ids = [cid for cid, _ in pairs]
         texts = [c.text for c in clauses]
@@ -262,7 +318,9 @@ class HybridRetriever:
         lexical: dict[int, float] = {}
         lexical_rank: list[str] = []
         if self.mode in ("hybrid", "lexical"):
-            for i, score in snap.lexical.run(lexical_query(query), k=len(snap.clauses)):
+            # without a filter every hit is kept: the top candidates are enough (not a sort of the whole corpus)
+            depth = len(snap.clauses) if doc_id or section else self.candidates
+            for i, score in snap.lexical.run(lexical_query(query), k=depth):
                 if keep(i):
                     lexical[i] = score
                     lexical_rank.append(str(i))

@@ -217,3 +217,47 @@ def test_cli_progress_bar_on_a_terminal_only_and_quiet(tmp_path) -> None:
     quiet = _cli_ingest(tmp_path / "c", "--quiet", TTY_COMPATIBLE="1")
     assert quiet.returncode == 0 and "━" not in quiet.stderr and "[1/3]" not in quiet.stdout
     assert re.fullmatch(r"done: 3 files, 3 changed, 3 clauses in [\d.]+ s( \(embedding [\d.]+ s\))?", quiet.stdout.strip())
+
+
+def test_start_up_reads_the_saved_clauses_of_the_same_corpus_and_chroma_otherwise(tmp_path, monkeypatch) -> None:
+    """The snapshot's clauses are saved beside the lexical index for the corpus generation and registry; a start-up
+    at the same corpus reads that file (not every record from Chroma), any write or a damaged file reads Chroma."""
+    import numpy as np
+
+    from corpus.models import Clause, DocumentMeta, ParsedDocument
+    from retrieval.retriever import IndexSnapshot
+    from retrieval.store import ClauseStore, make_client
+
+    class Stub:
+        spec = "stub-4"
+
+        def embed_documents(self, texts):
+            return np.array([[1.0, len(t), 2.0, 3.0] for t in texts]) / 10
+
+        def embed_query(self, text):
+            return self.embed_documents([text])[0]
+
+    def doc(doc_id: str, version: str) -> ParsedDocument:
+        meta = DocumentMeta(doc_id=doc_id, title=doc_id)
+        clauses = [Clause(clause_id=f"{doc_id}/{i}", doc_id=doc_id, doc_title=doc_id, path=["第一章", f"第{i}条"],
+                          label=f"第{i}条", text=f"{version} 海洋经济第{i}条", order=i, kind="article") for i in range(3)]
+        return ParsedDocument(meta=meta, clauses=clauses, content_hash=ParsedDocument.hash_text(doc_id + version))
+
+    store = ClauseStore(make_client(tmp_path / "chroma"), Stub(), prefix="t")
+    store.upsert_many([doc("a", "v1"), doc("b", "v1")])
+    root = tmp_path / "lexical"
+    reads: list[int] = []
+    original = store.clauses
+    monkeypatch.setattr(store, "clauses", lambda docs=None: reads.append(1) or original(docs))
+    first = IndexSnapshot.build(store, lexical_dir=root)
+    assert reads == [1] and len(list(root.glob("clauses-*.json"))) == 1
+    again = IndexSnapshot.build(store, lexical_dir=root)
+    assert reads == [1]  # the saved clauses, not Chroma
+    assert again.clauses == first.clauses and again.chroma_ids == first.chroma_ids
+    assert again.lexical.run("海洋经济", k=5) == first.lexical.run("海洋经济", k=5)
+    store.upsert(doc("b", "v2"))  # a write: another key
+    moved = IndexSnapshot.build(store, lexical_dir=root)
+    assert reads == [1, 1] and all(c.text.startswith("v2") for c in moved.clauses if c.doc_id == "b")
+    assert len(list(root.glob("clauses-*.json"))) == 1  # the older save is gone
+    next(root.glob("clauses-*.json")).write_text('{"key": "x", "rows": [[1]]}', encoding="utf-8")
+    assert IndexSnapshot.build(store, lexical_dir=root).clauses == moved.clauses and reads == [1, 1, 1]
