@@ -33,3 +33,35 @@ def serve(app: Any) -> Iterator[str]:
     finally:
         srv.should_exit = True
         thread.join(30)
+
+
+@contextmanager
+def chroma_run(folder: Any, tries: int = 300) -> Iterator[int]:
+    """The chromadb package's own server (``chroma run``) on a free port over ``folder``; yields the port."""
+    import shutil
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    import pytest
+
+    exe = shutil.which("chroma", path=str(Path(sys.executable).parent)) or shutil.which("chroma")
+    if exe is None:
+        pytest.fail("the chroma CLI (chromadb) is not installed")
+    port = free_port()
+    proc = subprocess.Popen([exe, "run", "--path", str(folder), "--port", str(port), "--host", "127.0.0.1"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        for _ in range(tries):
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                    break
+            except OSError:
+                time.sleep(0.1)
+        else:
+            pytest.fail("chroma run did not start")
+        yield port
+    finally:
+        proc.terminate()
+        proc.wait(10)

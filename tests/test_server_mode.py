@@ -4,16 +4,13 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from servers import free_port
+from servers import chroma_run
 
 from assistant.service import PolicyAssistant
 from assistant.settings import Settings
@@ -26,26 +23,8 @@ NOTICE = "# 标题：复制一致性测试通知｜文号：测试〔2026〕1号
 @pytest.fixture(scope="module")
 def chroma_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
     """The chromadb package's own server on a free port and a fresh folder."""
-    exe = shutil.which("chroma", path=str(Path(sys.executable).parent)) or shutil.which("chroma")
-    if exe is None:
-        pytest.fail("the chroma CLI (chromadb) is not installed")
-    port = free_port()
-    folder = tmp_path_factory.mktemp("chroma-server")
-    proc = subprocess.Popen([exe, "run", "--path", str(folder), "--port", str(port), "--host", "127.0.0.1"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        for _ in range(200):
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                    break
-            except OSError:
-                time.sleep(0.1)
-        else:
-            pytest.fail("chroma run did not start")
+    with chroma_run(tmp_path_factory.mktemp("chroma-server"), tries=200) as port:
         yield port
-    finally:
-        proc.terminate()
-        proc.wait(10)
 
 
 def _replica(tmp_path: Path, name: str, port: int) -> PolicyAssistant:

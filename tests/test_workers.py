@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import os
-import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -14,7 +12,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from servers import free_port
+from servers import chroma_run, free_port
 
 pytestmark = pytest.mark.model
 
@@ -38,24 +36,8 @@ def test_workers_refused_on_the_embedded_store(tmp_path: Path) -> None:
 
 @pytest.fixture()
 def chroma_port(tmp_path: Path) -> Iterator[int]:
-    exe = shutil.which("chroma", path=str(Path(sys.executable).parent)) or shutil.which("chroma")
-    assert exe is not None, "the chroma CLI (chromadb) is not installed"
-    port = free_port()
-    proc = subprocess.Popen([exe, "run", "--path", str(tmp_path / "chroma"), "--port", str(port), "--host",
-                             "127.0.0.1"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        for _ in range(300):
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                    break
-            except OSError:
-                time.sleep(0.1)
-        else:
-            pytest.fail("chroma run did not start")
+    with chroma_run(tmp_path / "chroma") as port:
         yield port
-    finally:
-        proc.terminate()
-        proc.wait(10)
 
 
 def _children(pid: int) -> list[int]:
