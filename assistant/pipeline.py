@@ -20,6 +20,7 @@ from assistant.gate import AnswerabilityGate, Verdict
 from assistant.query import Query, QueryAnalyzer
 from assistant.text import coverage
 from corpus.models import Clause
+from corpus.naming import documents_named
 from corpus.numbering import int_to_cn
 from retrieval.fusion import reciprocal_rank_fusion
 from retrieval.retriever import Hit, HybridRetriever
@@ -195,16 +196,10 @@ class Pipeline:
         return self.gate.document_frequency(term) < 0.05 * len(self.retriever.snapshot.clauses)
 
     def _named_documents(self, query: Query) -> list[str]:
-        """Ids of held documents the question names (title, short title, English title or alias)."""
-        snap = self.retriever.snapshot
-        text = query.standalone.lower()
-        out = []
-        for doc_id, doc in snap.documents.items():
-            names = {doc.meta.short_title, doc.meta.title, doc.meta.title.replace("中华人民共和国", ""),
-                     doc.meta.title_en, *doc.meta.aliases}
-            if doc.meta.kind != "plan" and any(n and len(n) >= 3 and n.lower() in text for n in names):
-                out.append(doc_id)
-        return out
+        """Ids of held documents (not the plan) the question names, first-named first; a name inside a longer
+        one ("外商投资法" in "外商投资法实施条例") names only the longer one."""
+        documents = self.retriever.snapshot.documents
+        return documents_named(query.standalone, {d: doc.meta for d, doc in documents.items() if doc.meta.kind != "plan"})
 
     def _commencement(self, query: Query) -> list[Clause]:
         snap = self.retriever.snapshot

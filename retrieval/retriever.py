@@ -23,6 +23,7 @@ import numpy as np
 from pydantic import BaseModel
 
 from corpus.models import Clause
+from corpus.naming import documents_named
 from retrieval.embeddings import Embedder
 from retrieval.fusion import reciprocal_rank_fusion
 from retrieval.glossary import expand_query
@@ -247,15 +248,10 @@ class HybridRetriever:
         return self._run(query.strip(), k, doc_id, section)
 
     def route(self, query: str) -> list[str]:
-        """Documents the query names by one of their aliases (``数据安全法``, ``Hainan``, ``方案``)."""
+        """Documents the query names by one of their names (``数据安全法``, ``Hainan``, ``方案``); a name inside a
+        longer one the query uses ("外商投资法" in "外商投资法实施条例") routes only to the longer one's document."""
         snap = self.snapshot
-        lowered = query.lower()
-        out = []
-        for doc_id, doc in snap.documents.items():
-            names = [doc.meta.short_title, doc.meta.title, *doc.meta.aliases]
-            if any(len(n) >= 2 and n.lower() in lowered for n in names if n):
-                out.append(doc_id)
-        return out
+        return documents_named(query, {d: doc.meta for d, doc in snap.documents.items()}, min_len=2)
 
     def _routed_lists(self, query: str, vector: list[float] | None, snap: IndexSnapshot, routed: list[str],
                       keep: Callable[[int], bool], dense: dict[int, float],

@@ -79,6 +79,14 @@ def test_direct_article_reference(built_assistant: PolicyAssistant):
     assert _cited(a) == ["data-security-law/第三十一条"]
 
 
+def test_an_article_of_a_regulation_named_after_its_law_cites_the_regulation(built_assistant: PolicyAssistant):
+    # "外商投资法" is inside "外商投资法实施条例": the article belongs to the regulation, not to the law
+    a = built_assistant.ask("外商投资法实施条例第二十七条对政策承诺是怎么界定的？")
+    assert _cited(a) == ["foreign-investment-law-implementing-regulation/第二十七条"]
+    a = built_assistant.ask("外商投资法第二十七条怎么规定的？")
+    assert _cited(a) == ["foreign-investment-law/第二十七条"]
+
+
 def test_bad_questions(built_assistant: PolicyAssistant):
     with pytest.raises(InputError):
         built_assistant.ask("")

@@ -1,0 +1,53 @@
+"""Which documents a text names, by title, short title, English title or alias.
+
+A name inside a longer name that the text also uses is not a mention of its own: "外商投资法实施条例"
+names the implementing regulation, not the Foreign Investment Law as well (and a clause number after it
+belongs to the regulation). Longer names claim their characters first; a shorter name counts only where
+it stands on characters no longer name has claimed.
+
+Usage::
+
+    >>> from corpus.models import DocumentMeta
+    >>> docs = {"fil": DocumentMeta(doc_id="fil", title="中华人民共和国外商投资法", short_title="外商投资法"),
+    ...         "fil-reg": DocumentMeta(doc_id="fil-reg", title="中华人民共和国外商投资法实施条例",
+    ...                                 short_title="外商投资法实施条例")}
+    >>> documents_named("外商投资法实施条例第二十七条怎么说？", docs)
+    ['fil-reg']
+    >>> documents_named("外商投资法实施条例和外商投资法有何不同", docs)
+    ['fil-reg', 'fil']
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from corpus.models import DocumentMeta
+
+
+def names_of(meta: DocumentMeta) -> set[str]:
+    """Every name a question may use for the document (title with and without 中华人民共和国)."""
+    names = {meta.title, meta.short_title, meta.title.replace("中华人民共和国", ""), meta.title_en, *meta.aliases}
+    return {n.strip() for n in names if n and n.strip()}
+
+
+def documents_named(text: str, documents: Mapping[str, DocumentMeta], min_len: int = 3) -> list[str]:
+    """Ids of the documents ``text`` names, in the order of their first mention.
+
+    ``min_len``: shortest name that counts (short aliases such as 方案 match too much).
+    """
+    lowered = text.lower()
+    candidates = sorted(((name.lower(), doc_id) for doc_id, meta in documents.items()
+                         for name in names_of(meta) if len(name) >= min_len),
+                        key=lambda nd: -len(nd[0]))
+    claimed = [False] * len(lowered)
+    first: dict[str, int] = {}
+    for name, doc_id in candidates:
+        start = lowered.find(name)
+        while start >= 0:
+            end = start + len(name)
+            if not all(claimed[start:end]):
+                for i in range(start, end):
+                    claimed[i] = True
+                first[doc_id] = min(first.get(doc_id, start), start)
+            start = lowered.find(name, start + 1)
+    return sorted(first, key=lambda d: first[d])
