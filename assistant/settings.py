@@ -54,7 +54,9 @@ class Settings(BaseSettings):
 
     # answers
     max_question_chars: int = 1000
-    max_concurrent_answers: int = 8  # search/ask work at once per process; beyond it the API answers 503
+    max_concurrent_answers: int = 8  # search/ask work at once per process
+    max_queued_answers: int = 128  # requests that may wait for a slot; beyond them the API answers 503 at once
+    answer_queue_wait_s: float = 15.0  # longest wait for a slot before a 503
     max_history_turns: int = 20  # only the last turns are kept
     max_history_turn_chars: int = 4000  # a longer turn is cut to its last characters
     max_history_chars: int = 20000  # all kept turns together

@@ -19,6 +19,7 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import anyio.to_thread
 from fastapi import FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
@@ -101,6 +102,10 @@ def create_app(assistant: PolicyAssistant | None = None, *, with_ui: bool = True
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        # Requests queued for an answer slot wait in worker threads: leave room for them and for everything else.
+        limiter = anyio.to_thread.current_default_thread_limiter()
+        s = service.settings
+        limiter.total_tokens = max(limiter.total_tokens, s.max_concurrent_answers + s.max_queued_answers + 32)
         await run_in_threadpool(service.hold_writer)  # embedded mode: the one writer of its data folder
         try:
             await run_in_threadpool(service.ensure_index)
@@ -118,7 +123,9 @@ def create_app(assistant: PolicyAssistant | None = None, *, with_ui: bool = True
                               "and the national laws around it. Writes need `Authorization: Bearer <ADMIN_TOKEN>`; "
                               "an OpenAI-compatible chat endpoint is under `/v1`.")
     app.state.assistant = service
-    app.state.answer_slots = AnswerSlots(service.settings.max_concurrent_answers)
+    app.state.answer_slots = AnswerSlots(service.settings.max_concurrent_answers,
+                                         queue=service.settings.max_queued_answers,
+                                         wait_s=service.settings.answer_queue_wait_s)
     _install_origin_checks(app, service.settings)
     _close_gradio_upload(app, service)
     _install_docs(app)

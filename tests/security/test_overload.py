@@ -1,18 +1,31 @@
-"""Overload (issue 11): beyond MAX_CONCURRENT_ANSWERS the API answers 503 with Retry-After at once."""
+"""Overload (issue 11): beyond MAX_CONCURRENT_ANSWERS requests wait in a short queue (MAX_QUEUED_ANSWERS,
+ANSWER_QUEUE_WAIT_S); beyond the queue, or after the wait, the API answers 503 with Retry-After."""
 
 from __future__ import annotations
 
 import copy
 import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
+import pytest
+from fastapi import HTTPException
 from fastapi.testclient import TestClient
 
+from ui.deps import AnswerSlots
 from ui.server import create_app
 
+ASK = {"question": "外国医生能开诊所吗？"}
 
-def test_busy_server_answers_503_with_retry_after_and_recovers(built_assistant) -> None:
+
+@contextmanager
+def one_slot_held(built_assistant, **settings) -> Iterator[tuple[TestClient, list[int]]]:
+    """A client of an app with one answer slot, held by a search that waits until the block ends.
+
+    Yields the client and the held search's status (filled in once it finishes)."""
     clone = copy.copy(built_assistant)
-    clone.settings = built_assistant.settings.model_copy(update={"max_concurrent_answers": 1})
+    clone.settings = built_assistant.settings.model_copy(update={"max_concurrent_answers": 1, **settings})
     entered, release = threading.Event(), threading.Event()
     real = clone.search
 
@@ -23,43 +36,64 @@ def test_busy_server_answers_503_with_retry_after_and_recovers(built_assistant) 
 
     clone.search = slow_search  # type: ignore[method-assign]
     client = TestClient(create_app(clone, with_ui=False))
-    results: list[int] = []
-    worker = threading.Thread(target=lambda: results.append(
+    held: list[int] = []
+    worker = threading.Thread(target=lambda: held.append(
         client.post("/api/search", json={"query": "数据出境"}).status_code))
     worker.start()
     assert entered.wait(30)
-    busy = client.post("/api/ask", json={"question": "外国医生能开诊所吗？"})
-    assert busy.status_code == 503 and busy.headers.get("retry-after") == "1"
-    release.set()
-    worker.join(30)
-    assert results == [200]
-    assert client.post("/api/ask", json={"question": "外国医生能开诊所吗？"}).status_code == 200
+    try:
+        yield client, held
+    finally:
+        release.set()
+        worker.join(30)
+        clone.search = real  # type: ignore[method-assign]
+
+
+def test_busy_server_answers_503_with_retry_after_and_recovers(built_assistant) -> None:
+    with one_slot_held(built_assistant, max_queued_answers=0) as (client, held):
+        busy = client.post("/api/ask", json=ASK)
+        assert busy.status_code == 503 and busy.headers.get("retry-after") == "1"
+    assert held == [200]
+    assert client.post("/api/ask", json=ASK).status_code == 200
+
+
+def test_a_request_beyond_the_slots_waits_in_the_queue_and_is_answered(built_assistant) -> None:
+    with one_slot_held(built_assistant, max_queued_answers=1, answer_queue_wait_s=30) as (client, held):
+        queued: list[int] = []
+        waiter = threading.Thread(target=lambda: queued.append(client.post("/api/ask", json=ASK).status_code))
+        waiter.start()
+        slots: AnswerSlots = client.app.state.answer_slots  # type: ignore[attr-defined]
+        deadline = time.monotonic() + 30
+        while slots.waiting < 1 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert slots.waiting == 1 and not queued  # waiting, not refused
+        full = client.post("/api/ask", json=ASK)  # the queue is full: refused at once
+        assert full.status_code == 503 and full.headers.get("retry-after") == "1"
+    waiter.join(30)
+    assert held == [200] and queued == [200] and slots.waiting == 0
+
+
+def test_a_queued_request_gets_503_when_its_wait_runs_out() -> None:
+    slots = AnswerSlots(1, queue=4, wait_s=0.2)
+    slots.acquire()
+    started = time.monotonic()
+    with pytest.raises(HTTPException) as busy:
+        slots.acquire()
+    assert busy.value.status_code == 503 and time.monotonic() - started >= 0.2
+    assert slots.waiting == 0
+    slots.release()
+    with slots.take():  # the slot given back is free again
+        pass
 
 
 def test_streams_take_an_answer_slot_too_and_give_it_back(built_assistant) -> None:
-    clone = copy.copy(built_assistant)
-    clone.settings = built_assistant.settings.model_copy(update={"max_concurrent_answers": 1})
-    entered, release = threading.Event(), threading.Event()
-    real = clone.search
-
-    def slow_search(*args, **kwargs):
-        entered.set()
-        release.wait(30)
-        return real(*args, **kwargs)
-
-    clone.search = slow_search  # type: ignore[method-assign]
-    client = TestClient(create_app(clone, with_ui=False))
-    worker = threading.Thread(target=lambda: client.post("/api/search", json={"query": "数据出境"}))
-    worker.start()
-    assert entered.wait(30)
-    busy = client.post("/api/ask/stream", json={"question": "外国医生能开诊所吗？"})
-    assert busy.status_code == 503 and busy.headers.get("retry-after") == "1"
-    release.set()
-    worker.join(30)
+    with one_slot_held(built_assistant, max_queued_answers=0) as (client, _):
+        busy = client.post("/api/ask/stream", json=ASK)
+        assert busy.status_code == 503 and busy.headers.get("retry-after") == "1"
     for _ in range(3):  # each finished stream gives its slot back
-        done = client.post("/api/ask/stream", json={"question": "外国医生能开诊所吗？"})
+        done = client.post("/api/ask/stream", json=ASK)
         assert done.status_code == 200 and "event: citations" in done.text and "event: done" in done.text
-    assert client.post("/api/ask", json={"question": "外国医生能开诊所吗？"}).status_code == 200
+    assert client.post("/api/ask", json=ASK).status_code == 200
 
 
 def test_a_failure_inside_a_stream_ends_it_with_an_error_event(built_assistant) -> None:
@@ -78,27 +112,11 @@ def test_a_failure_inside_a_stream_ends_it_with_an_error_event(built_assistant) 
 
 
 def test_openai_streams_are_refused_with_503_when_busy_and_release_their_slot(built_assistant) -> None:
-    clone = copy.copy(built_assistant)
-    clone.settings = built_assistant.settings.model_copy(update={"max_concurrent_answers": 1})
-    entered, release = threading.Event(), threading.Event()
-    real = clone.search
-
-    def slow_search(*args, **kwargs):
-        entered.set()
-        release.wait(30)
-        return real(*args, **kwargs)
-
-    clone.search = slow_search  # type: ignore[method-assign]
-    client = TestClient(create_app(clone, with_ui=False))
-    body = {"model": "policy-assistant", "stream": True, "messages": [{"role": "user", "content": "外国医生能开诊所吗？"}]}
-    worker = threading.Thread(target=lambda: client.post("/api/search", json={"query": "数据出境"}))
-    worker.start()
-    assert entered.wait(30)
-    busy = client.post("/v1/chat/completions", json=body)
-    assert busy.status_code == 503 and busy.headers.get("retry-after") == "1"
-    assert busy.json()["error"]["code"] == "busy"
-    release.set()
-    worker.join(30)
+    body = {"model": "policy-assistant", "stream": True, "messages": [{"role": "user", "content": ASK["question"]}]}
+    with one_slot_held(built_assistant, max_queued_answers=0) as (client, _):
+        busy = client.post("/v1/chat/completions", json=body)
+        assert busy.status_code == 503 and busy.headers.get("retry-after") == "1"
+        assert busy.json()["error"]["code"] == "busy"
     for _ in range(2):
         ok = client.post("/v1/chat/completions", json=body)
         assert ok.status_code == 200 and ok.text.rstrip().endswith("data: [DONE]")

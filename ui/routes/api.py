@@ -105,7 +105,7 @@ async def ask_stream(body: AskIn, service: Service, slots: Slots) -> EventSource
     # Validate and take an answer slot before the stream starts: bad input is a plain 4xx and overload a
     # 503 + Retry-After, not an event. The slot is held until the stream ends (or the client leaves).
     question = service.check_text(body.question, "question")
-    slots.acquire()
+    await slots.acquire_async()
     release = once(slots.release)
     try:
         events = service.ask_stream(question, list(body.history))

@@ -204,7 +204,7 @@ async def chat_completions(request: Request, service: Service, slots: Slots) -> 
     base_url = str(request.base_url).rstrip("/")
     if body.get("stream"):
         try:  # overload is a 503 before the stream starts; the slot is held until it ends
-            slots.acquire()
+            await slots.acquire_async()
         except HTTPException as exc:
             raise OpenAIError(exc.status_code, str(exc.detail), type_="server_error", code="busy",
                               headers=dict(exc.headers or {})) from exc
@@ -212,7 +212,7 @@ async def chat_completions(request: Request, service: Service, slots: Slots) -> 
         return StreamingResponse(_stream(service, release, question, history, str(model), base_url),
                                  media_type="text/event-stream", background=BackgroundTask(release))
     try:
-        with slots.take():
+        async with slots.take_async():
             answer = await run_in_threadpool(answer_for, service, str(model), question, history)
     except InputError as exc:
         raise OpenAIError(400, str(exc), param="messages") from exc
