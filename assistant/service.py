@@ -239,6 +239,7 @@ class PolicyAssistant:
         self._write_lock.release_hold()
 
     def _ensure_index(self) -> int:
+        self.store.tune_search()
         self.store.repair()
         if self.store.documents():
             return 0

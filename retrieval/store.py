@@ -117,6 +117,17 @@ class ClauseStore:
             configuration={"hnsw": {"space": "l2"}},
         )
 
+    def tune_search(self) -> bool:
+        """Give an index built by an older version today's query settings (``ef_search``, one thread), which
+        Chroma lets change after creation: a narrower beam missed some of the 50 nearest clauses, differently
+        from process to process, so the same question could rank differently after a restart. Returns
+        whether anything changed (the build-time ``ef_construction`` cannot change; a rebuild gives that)."""
+        hnsw = (self.collection.configuration or {}).get("hnsw") or {}
+        if int(hnsw.get("ef_search") or HNSW["ef_search"]) >= HNSW["ef_search"]:
+            return False
+        self.collection.modify(configuration={"hnsw": {"ef_search": HNSW["ef_search"], "num_threads": 1}})
+        return True
+
     # ---------------------------------------------------------------- reads
     def generation(self) -> str:
         """The corpus generation: changes with every committed write (one small read; replicas poll it)."""
