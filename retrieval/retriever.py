@@ -28,7 +28,7 @@ from retrieval.embeddings import Embedder
 from retrieval.fusion import reciprocal_rank_fusion
 from retrieval.glossary import expand_query
 from retrieval.lexical import LexicalIndex, detect_lang
-from retrieval.store import ClauseStore, StoredDocument
+from retrieval.store import ClauseStore, StoredDocument, compact_clause
 
 MODES = ("hybrid", "dense", "lexical")
 
@@ -88,7 +88,8 @@ def load_clauses(root: Path, key: str) -> list[tuple[str, Clause]] | None:
         if data.get("key") != key or any(len(row) != 9 for row in data["rows"]):
             return None
         fields = ("clause_id", "doc_id", "doc_title", "path", "label", "text", "order", "kind")
-        return [(str(row[0]), Clause.model_construct(**dict(zip(fields, row[1:])))) for row in data["rows"]]
+        strings: dict[str, str] = {}
+        return [(str(row[0]), compact_clause(strings, **dict(zip(fields, row[1:])))) for row in data["rows"]]
     except (OSError, ValueError, KeyError, TypeError, IndexError):
         return None
 

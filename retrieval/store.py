@@ -165,10 +165,11 @@ class ClauseStore:
         docs = self.documents() if docs is None else docs
         live = {doc_id: _generation(d.content_hash) for doc_id, d in docs.items()}
         out: list[tuple[str, Clause]] = []
+        strings: dict[str, str] = {}
         for cid, text, md in self._iter_all():
             if live.get(str(md.get("doc_id"))) != md.get("gen"):
                 continue
-            out.append((cid, self._to_clause(text, md)))
+            out.append((cid, self._to_clause(text, md, strings)))
         order = {doc_id: i for i, doc_id in enumerate(docs)}
         out.sort(key=lambda item: (order.get(item[1].doc_id, 0), item[1].order))
         return out
@@ -386,14 +387,24 @@ class ClauseStore:
         }
 
     @staticmethod
-    def _to_clause(text: str, md: dict[str, Any]) -> Clause:
-        return Clause(
-            clause_id=str(md["clause_id"]),
-            doc_id=str(md["doc_id"]),
-            doc_title=str(md.get("doc_title", "")),
-            path=list(json.loads(str(md.get("path", "[]")))),
-            label=str(md.get("label", "")),
-            text=text,
-            order=int(md.get("order", 0)),
-            kind=str(md.get("kind", "")),
-        )
+    def _to_clause(text: str, md: dict[str, Any], strings: dict[str, str] | None = None) -> Clause:
+        return compact_clause(strings if strings is not None else {}, clause_id=str(md["clause_id"]),
+                              doc_id=str(md["doc_id"]), doc_title=str(md.get("doc_title", "")),
+                              path=[str(p) for p in json.loads(str(md.get("path", "[]")))],
+                              label=str(md.get("label", "")), text=text, order=int(md.get("order", 0)),
+                              kind=str(md.get("kind", "")))
+
+
+#: The fields a stored clause sets (all of them): one set shared by the clauses read back, where pydantic keeps a
+#: set per instance (~730 bytes, a third of a clause in memory). Setting a field adds a name already in it.
+_CLAUSE_FIELDS: set[str] = set(Clause.model_fields)
+
+
+def compact_clause(strings: dict[str, str], **values: Any) -> Clause:
+    """A :class:`Clause` of already checked values (read back from the store or a snapshot file), small in memory:
+    the shared set of fields, and its document id and title, label, kind and headings the same string objects as
+    the other clauses made with ``strings`` (a table the caller keeps for one read; equal strings, one copy)."""
+    for name in ("doc_id", "doc_title", "label", "kind"):
+        values[name] = strings.setdefault(values[name], values[name])
+    values["path"] = [strings.setdefault(p, p) for p in values["path"]]
+    return Clause.model_construct(_fields_set=_CLAUSE_FIELDS, **values)
