@@ -19,6 +19,7 @@ Usage::
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Any
 
 from assistant.citations import render
@@ -30,6 +31,7 @@ from assistant.support import longest_common_substring
 from assistant.text import coverage
 from corpus.manifest import shipped_documents
 from corpus.models import Clause
+from retrieval.retriever import IndexSnapshot
 
 _SET_QUESTION = re.compile(r"哪些|哪几|有什么|都有什么|列举|列出|清单|which|what are|list|what measures|what tasks",
                            re.IGNORECASE)
@@ -162,24 +164,28 @@ class ExtractiveAnswerer:
             # No usable topic words: the hits that score close to the best one.
             top = r.hits[0].score
             return [h.clause for h in r.hits[: self.max_set_items] if h.score >= 0.5 * top]
-        pool = [c for c in snap.clauses if (not plan_only or c.doc_id in plan_ids) and c.kind != "item-title"]
-        terms = [self._stem(t, pool) for t in terms]
+
+        def in_pool(c: Clause) -> bool:
+            return (not plan_only or c.doc_id in plan_ids) and c.kind != "item-title"
+
+        terms = [self._stem(t, snap, in_pool) for t in terms]
         weights = self._weights(terms)
-        matched = [c for c in pool if all(t in c.text for t in terms)]
+        # clauses holding every term: the rarest term's clauses, checked for the others
+        rarest = min(terms, key=lambda t: len(snap.containing(t)))
+        matched = [c for i in snap.containing(rarest) for c in [snap.clauses[i]]
+                   if in_pool(c) and all(t in c.text for t in terms)]
         if len(matched) < 2 and len(terms) > 1:
-            hit_ids = {h.clause.clause_id for h in r.hits[:20]}
-            matched = [c for c in pool if c.clause_id in hit_ids and coverage(weights, c.text) >= 0.6]
+            matched = [h.clause for h in r.hits[:20] if in_pool(h.clause) and coverage(weights, h.clause.text) >= 0.6]
+            matched = list({c.clause_id: c for c in matched}.values())
         # The best retrieved clauses count too when they share enough of the question's words: they catch
         # clauses that say the same thing in other words.
-        in_pool = {c.clause_id for c in pool}
         have = {c.clause_id for c in matched}
         for h in r.hits[:SET_TOP_HITS]:
             c = h.clause
-            if c.clause_id in in_pool and c.clause_id not in have and \
-                    coverage(weights, c.text) >= SET_HIT_MIN_COVERAGE:
+            if in_pool(c) and c.clause_id not in have and coverage(weights, c.text) >= SET_HIT_MIN_COVERAGE:
                 matched.append(c)
                 have.add(c.clause_id)
-        order = {c.clause_id: i for i, c in enumerate(snap.clauses)}
+        order = snap.by_clause_id
         matched.sort(key=lambda c: order[c.clause_id])
         return matched[: self.max_set_items]
 
@@ -218,11 +224,15 @@ class ExtractiveAnswerer:
         return items if len(items) >= 2 else []
 
     @staticmethod
-    def _stem(term: str, pool: list[Clause]) -> str:
+    def _stem(term: str, snap: IndexSnapshot, in_pool: Callable[[Clause], bool]) -> str:
         """A word the clauses use only in its bare form: 租赁业 → 租赁 (the plan speaks of 融资租赁, 租赁企业)."""
         if len(term) >= 3 and term[-1] in _CLASS_SUFFIXES:
             stem = term[:-1]
-            if sum(1 for c in pool if term in c.text) < 2 <= sum(1 for c in pool if stem in c.text):
+
+            def count(t: str) -> int:
+                return sum(1 for i in snap.containing(t) if in_pool(snap.clauses[i]))
+
+            if count(term) < 2 <= count(stem):
                 return stem
         return term
 

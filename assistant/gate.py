@@ -338,7 +338,7 @@ class AnswerabilityGate:
         citing: list[Clause] = []
         for start in range(0, max(1, len(key) - shortest + 1) if shortest else 1):
             tail = key[start:]
-            citing = [c for c in snap.clauses if tail in re.sub(r"\s+", "", c.text)][:5]
+            citing = [snap.clauses[i] for i in snap.containing(tail, ignore_space=True)[:5]]
             if citing:
                 name = tail if start else name
                 break

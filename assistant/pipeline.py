@@ -20,7 +20,6 @@ from assistant.gate import AnswerabilityGate, Verdict
 from assistant.query import Query, QueryAnalyzer
 from assistant.text import coverage
 from corpus.models import Clause
-from corpus.naming import documents_named
 from corpus.numbering import int_to_cn
 from retrieval.fusion import reciprocal_rank_fusion
 from retrieval.retriever import Hit, HybridRetriever
@@ -198,8 +197,7 @@ class Pipeline:
     def _named_documents(self, query: Query) -> list[str]:
         """Ids of held documents (not the plan) the question names, first-named first; a name inside a longer
         one ("外商投资法" in "外商投资法实施条例") names only the longer one."""
-        documents = self.retriever.snapshot.documents
-        return documents_named(query.standalone, {d: doc.meta for d, doc in documents.items() if doc.meta.kind != "plan"})
+        return self.retriever.snapshot.names.named(query.standalone, skip_kinds=("plan",))
 
     def _commencement(self, query: Query) -> list[Clause]:
         snap = self.retriever.snapshot

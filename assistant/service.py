@@ -146,7 +146,8 @@ class PolicyAssistant:
         return HybridRetriever(self.store, mode=self.settings.retrieval_mode, rrf_k=self.settings.rrf_k,
                                dense_weight=self.settings.dense_weight, secondary=secondary,
                                check_every_s=self.settings.replica_check_s,
-                               lexical_dir=self.settings.data_dir / "lexical")
+                               lexical_dir=self.settings.data_dir / "lexical",
+                               exact_max=self.settings.exact_search_max_clauses)
 
     @property
     def backend(self) -> str:

@@ -51,6 +51,7 @@ class Settings(BaseSettings):
     dense_weight: float = 1.0
     rerank_weight: float = 0.2
     num_threads: int = 1
+    exact_search_max_clauses: int = 20000  # up to this many clauses the dense list is an exact cosine ranking
 
     # answers
     max_question_chars: int = 1000

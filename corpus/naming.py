@@ -30,24 +30,40 @@ def names_of(meta: DocumentMeta) -> set[str]:
     return {n.strip() for n in names if n and n.strip()}
 
 
+class NameTable:
+    """The names of a set of documents, longest first, ready for many :meth:`named` calls (built once per
+    corpus snapshot)."""
+
+    def __init__(self, documents: Mapping[str, DocumentMeta]) -> None:
+        self.entries = sorted(((name.lower(), doc_id, meta.kind) for doc_id, meta in documents.items()
+                               for name in names_of(meta)), key=lambda e: -len(e[0]))
+
+    def named(self, text: str, min_len: int = 3, skip_kinds: tuple[str, ...] = ()) -> list[str]:
+        """Ids of the documents ``text`` names, in the order of their first mention (see the module docstring).
+
+        ``min_len``: shortest name that counts (short aliases such as 方案 match too much); ``skip_kinds``:
+        documents of these kinds are not looked for (their names then claim nothing either).
+        """
+        lowered = text.lower()
+        claimed = [False] * len(lowered)
+        first: dict[str, int] = {}
+        for name, doc_id, kind in self.entries:
+            if len(name) < min_len or kind in skip_kinds:
+                continue
+            start = lowered.find(name)
+            while start >= 0:
+                end = start + len(name)
+                if not all(claimed[start:end]):
+                    for k in range(start, end):
+                        claimed[k] = True
+                    first[doc_id] = min(first.get(doc_id, start), start)
+                start = lowered.find(name, start + 1)
+        return sorted(first, key=lambda d: first[d])
+
+
 def documents_named(text: str, documents: Mapping[str, DocumentMeta], min_len: int = 3) -> list[str]:
     """Ids of the documents ``text`` names, in the order of their first mention.
 
     ``min_len``: shortest name that counts (short aliases such as 方案 match too much).
     """
-    lowered = text.lower()
-    candidates = sorted(((name.lower(), doc_id) for doc_id, meta in documents.items()
-                         for name in names_of(meta) if len(name) >= min_len),
-                        key=lambda nd: -len(nd[0]))
-    claimed = [False] * len(lowered)
-    first: dict[str, int] = {}
-    for name, doc_id in candidates:
-        start = lowered.find(name)
-        while start >= 0:
-            end = start + len(name)
-            if not all(claimed[start:end]):
-                for i in range(start, end):
-                    claimed[i] = True
-                first[doc_id] = min(first.get(doc_id, start), start)
-            start = lowered.find(name, start + 1)
-    return sorted(first, key=lambda d: first[d])
+    return NameTable(documents).named(text, min_len)

@@ -12,18 +12,20 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import tempfile
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
 from pydantic import BaseModel
 
 from corpus.models import Clause
-from corpus.naming import documents_named
+from corpus.naming import NameTable
 from retrieval.embeddings import Embedder
 from retrieval.fusion import reciprocal_rank_fusion
 from retrieval.glossary import expand_query
@@ -94,6 +96,10 @@ def load_clauses(root: Path, key: str) -> list[tuple[str, Clause]] | None:
         return None
 
 
+_ALL_CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]+")
+_SPACE = re.compile(r"\s+")
+
+
 @dataclass(frozen=True)
 class IndexSnapshot:
     """An immutable view of the committed corpus; swapped whole after each write."""
@@ -108,6 +114,8 @@ class IndexSnapshot:
     secondary: np.ndarray | None = None
     #: The store's corpus generation this snapshot was read at.
     generation: str = ""
+    #: Primary-model unit vectors read so far: by position, or all of them under -1 (see :meth:`vectors`).
+    _vectors: dict[int, np.ndarray] = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
     def build(cls, store: ClauseStore, secondary: Embedder | None = None,
@@ -157,7 +165,90 @@ class IndexSnapshot:
     def under(self, prefix: str) -> list[Clause]:
         """Clauses whose id is ``prefix`` or starts with ``prefix/`` (an article's parts, an item's tasks)."""
         prefix = prefix.rstrip("/")
-        return [c for c in self.clauses if c.clause_id == prefix or c.clause_id.startswith(prefix + "/")]
+        return [c for c in self._scope(prefix.split("/")[0])
+                if c.clause_id == prefix or c.clause_id.startswith(prefix + "/")]
+
+    @cached_property
+    def _runs(self) -> dict[str, tuple[int, int]] | None:
+        """Each document's clauses as one run of positions (the store reads them document by document), or
+        None if some document's clauses are not contiguous (then lookups scan every clause)."""
+        runs: dict[str, tuple[int, int]] = {}
+        for i, c in enumerate(self.clauses):
+            start, end = runs.get(c.doc_id, (i, i))
+            if end != i:
+                return None
+            runs[c.doc_id] = (start, i + 1)
+        return runs
+
+    @cached_property
+    def names(self) -> NameTable:
+        """The documents' names, for finding which documents a text names."""
+        return NameTable({d: doc.meta for d, doc in self.documents.items()})
+
+    def _scope(self, doc_id: str) -> list[Clause]:
+        runs = self._runs
+        if runs is None:
+            return [c for c in self.clauses if c.doc_id == doc_id]
+        start, end = runs.get(doc_id, (0, 0))
+        return self.clauses[start:end]
+
+    def containing(self, term: str, ignore_space: bool = False) -> list[int]:
+        """Positions of the clauses whose text contains ``term`` (a plain substring test; with
+        ``ignore_space``, in the text without its whitespace), in order. A term of CJK characters only is
+        looked up through the lexical index's postings (every clause holding it holds all its characters,
+        and its bigrams unless whitespace splits them); anything else is a scan of every clause."""
+        def has(text: str) -> bool:
+            return term in (_SPACE.sub("", text) if ignore_space else text)
+
+        if term and _ALL_CJK.fullmatch(term):
+            if ignore_space:
+                found: np.ndarray | None = None
+                for ch in set(term):
+                    docs = self.lexical.postings(ch)
+                    found = docs if found is None else np.intersect1d(found, docs, assume_unique=True)
+                candidates = found if found is not None else np.zeros(0, dtype=np.int64)
+            else:
+                candidates = self.lexical.postings(term)
+            return [int(i) for i in candidates if has(self.clauses[int(i)].text)]
+        return [i for i, c in enumerate(self.clauses) if has(c.text)]
+
+    def positions(self, doc_ids: list[str]) -> np.ndarray:
+        """Positions (rows of ``clauses``) of the documents' clauses, in order."""
+        runs = self._runs
+        if runs is None:
+            wanted = set(doc_ids)
+            return np.array([i for i, c in enumerate(self.clauses) if c.doc_id in wanted], dtype=np.int64)
+        parts = [np.arange(*runs[d], dtype=np.int64) for d in dict.fromkeys(doc_ids) if d in runs]
+        return np.sort(np.concatenate(parts)) if parts else np.zeros(0, dtype=np.int64)
+
+    def vectors(self, store: ClauseStore, positions: np.ndarray) -> np.ndarray:
+        """Unit vectors of the primary model for these positions (rows follow ``positions``), read from the
+        store once per snapshot: all of them at the first call that asks for more than a tenth of the corpus
+        (an exact ranking), else only those asked for (the documents a question names)."""
+        full = self._vectors.get(-1)
+        if full is not None:
+            return full[positions]
+        if len(positions) > len(self.clauses) // 10:
+            full = self._read(store, list(range(len(self.clauses))))
+            self._vectors[-1] = full
+            return full[positions]
+        missing = [int(i) for i in positions if int(i) not in self._vectors]
+        if missing:
+            for i, row in zip(missing, self._read(store, missing)):
+                self._vectors[i] = row
+        if not len(positions):
+            return np.zeros((0, 0), dtype=np.float32)
+        return np.stack([self._vectors[int(i)] for i in positions])
+
+    def _read(self, store: ClauseStore, positions: list[int], page: int = 2000) -> np.ndarray:
+        rows: list[np.ndarray] = []
+        for start in range(0, len(positions), page):
+            ids = [self.chroma_ids[i] for i in positions[start:start + page]]
+            got = store.collection.get(ids=ids, include=["embeddings"])
+            found = dict(zip(got["ids"], got["embeddings"] if got["embeddings"] is not None else []))
+            rows.extend(np.asarray(found[cid], dtype=np.float32) for cid in ids)
+        matrix = np.stack(rows) if rows else np.zeros((0, 0), dtype=np.float32)
+        return matrix / np.maximum(np.linalg.norm(matrix, axis=1, keepdims=True), 1e-12) if rows else matrix
 
     def neighbours(self, clause_id: str) -> tuple[Clause | None, Clause | None]:
         i = self.by_clause_id.get(clause_id)
@@ -169,7 +260,7 @@ class IndexSnapshot:
         return prev, nxt
 
     def of_document(self, doc_id: str) -> list[Clause]:
-        return [c for c in self.clauses if c.doc_id == doc_id]
+        return list(self._scope(doc_id))
 
 
 class HybridRetriever:
@@ -191,7 +282,7 @@ class HybridRetriever:
 
     def __init__(self, store: ClauseStore, mode: str = "hybrid", rrf_k: int = 60, candidates: int = 50,
                  dense_weight: float = 1.0, secondary: Embedder | None = None, check_every_s: float = 1.0,
-                 lexical_dir: Path | None = None) -> None:
+                 lexical_dir: Path | None = None, exact_max: int = 20000) -> None:
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}")
         if dense_weight < 0:
@@ -202,6 +293,7 @@ class HybridRetriever:
         self.mode = mode
         self.rrf_k = rrf_k
         self.candidates = candidates
+        self.exact_max = exact_max
         self._lock = threading.Lock()
         self._snapshot: IndexSnapshot | None = None
         self.check_every_s = check_every_s
@@ -251,31 +343,33 @@ class HybridRetriever:
     def route(self, query: str) -> list[str]:
         """Documents the query names by one of their names (``数据安全法``, ``Hainan``, ``方案``); a name inside a
         longer one the query uses ("外商投资法" in "外商投资法实施条例") routes only to the longer one's document."""
-        snap = self.snapshot
-        return documents_named(query, {d: doc.meta for d, doc in snap.documents.items()}, min_len=2)
+        return self.snapshot.names.named(query, min_len=2)
 
     def _routed_lists(self, query: str, vector: list[float] | None, snap: IndexSnapshot, routed: list[str],
                       keep: Callable[[int], bool], dense: dict[int, float],
                       lexical: dict[int, float]) -> list[list[str]]:
         """Dense and lexical rankings restricted to the routed documents."""
-        allowed = set(routed)
+        positions = np.array([i for i in snap.positions(routed) if keep(int(i))], dtype=np.int64)
         lists: list[list[str]] = []
-        if vector is not None:
+        if not positions.size:
+            return lists
+        if vector is not None:  # exact cosines over the named documents' clauses (a few hundred at most)
+            sims = snap.vectors(self.store, positions) @ np.asarray(vector, dtype=np.float32)
             ranking = []
-            for cid, sim in self.store.query(vector, self.candidates, doc_ids=routed, limit=len(snap.chroma_ids)):
-                i = snap.by_chroma_id.get(cid)
-                if i is not None and keep(i) and snap.clauses[i].doc_id in allowed:
-                    dense.setdefault(i, sim)
-                    ranking.append(str(i))
+            for j in np.argsort(-sims, kind="stable")[: self.candidates]:
+                i = int(positions[j])
+                dense.setdefault(i, float(sims[j]))
+                ranking.append(str(i))
             lists.append(ranking)
         if self.mode in ("hybrid", "lexical"):
+            scores = snap.lexical.scores(lexical_query(query))[positions] if snap.lexical.size else np.zeros(0)
             ranking = []
-            for i, score in snap.lexical.run(lexical_query(query), k=len(snap.clauses)):
-                if keep(i) and snap.clauses[i].doc_id in allowed:
-                    lexical.setdefault(i, score)
-                    ranking.append(str(i))
-                    if len(ranking) >= self.candidates:
-                        break
+            for j in np.argsort(-scores, kind="stable")[: self.candidates]:
+                if scores[j] <= 0:
+                    break
+                i = int(positions[j])
+                lexical.setdefault(i, float(scores[j]))
+                ranking.append(str(i))
             lists.append(ranking)
         return lists
 
@@ -298,11 +392,22 @@ class HybridRetriever:
         if self.mode in ("hybrid", "dense"):
             vector = self.store.embedder.embed_query(query).tolist()
             want = self.candidates if not section else max(self.candidates, 200)
-            for cid, sim in self.store.query(vector, want, doc_id=doc_id, limit=len(snap.chroma_ids)):
-                i = snap.by_chroma_id.get(cid)
-                if i is not None and keep(i):
-                    dense[i] = sim
-                    dense_rank.append(str(i))
+            if len(snap.clauses) <= self.exact_max:  # exact: the same ranking in every process, no HNSW misses
+                pool = snap.positions([doc_id]) if doc_id else np.arange(len(snap.clauses))
+                sims_all = snap.vectors(self.store, pool) @ np.asarray(vector, dtype=np.float32)
+                for j in np.argsort(-sims_all, kind="stable"):
+                    i = int(pool[j])
+                    if keep(i):
+                        dense[i] = float(sims_all[j])
+                        dense_rank.append(str(i))
+                        if len(dense_rank) >= want:
+                            break
+            else:
+                for cid, sim in self.store.query(vector, want, doc_id=doc_id, limit=len(snap.chroma_ids)):
+                    found = snap.by_chroma_id.get(cid)
+                    if found is not None and keep(found):
+                        dense[found] = sim
+                        dense_rank.append(str(found))
         second_rank: list[str] = []
         sims: np.ndarray | None = None
         if self.secondary is not None and snap.secondary is not None:
