@@ -16,55 +16,12 @@ import textwrap
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 from chromadb.errors import InternalError
+from fakes import FULL, FailingCollection, StubEmbedder, parsed
 
 import retrieval.store as store_module
-from corpus.models import Clause, DocumentMeta, ParsedDocument
 from retrieval.store import ClauseStore, make_client
-
-FULL = InternalError("database or disk is full")
-
-
-class StubEmbedder:
-    spec = "stub-8"
-
-    def __init__(self) -> None:
-        self.calls: list[int] = []
-
-    def embed_documents(self, texts: list[str]) -> np.ndarray:
-        self.calls.append(len(texts))
-        rows = [np.frombuffer((t * 8).encode()[:8].ljust(8, b"x"), dtype=np.uint8).astype(np.float32) + 1 for t in texts]
-        out = np.array(rows).reshape(len(texts), 8)
-        return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
-
-    def embed_query(self, text: str) -> np.ndarray:
-        return self.embed_documents([text])[0]
-
-
-def parsed(doc_id: str, version: str, n: int = 5) -> ParsedDocument:
-    meta = DocumentMeta(doc_id=doc_id, title=f"{doc_id} {version}")
-    clauses = [Clause(clause_id=f"{doc_id}/{i}", doc_id=doc_id, doc_title=meta.title, label=str(i),
-                      text=f"{version} {doc_id} 第{i}条 内容", order=i) for i in range(n)]
-    return ParsedDocument(meta=meta, clauses=clauses,
-                          content_hash=ParsedDocument.hash_text("".join(c.text for c in clauses)))
-
-
-class Failing:
-    """Wraps a Chroma collection; ``upsert`` fails on the call number ``fail_on`` (1-based)."""
-
-    def __init__(self, inner, fail_on: int) -> None:
-        self.inner, self.fail_on, self.calls = inner, fail_on, 0
-
-    def upsert(self, *args, **kwargs):
-        self.calls += 1
-        if self.calls == self.fail_on:
-            raise FULL
-        return self.inner.upsert(*args, **kwargs)
-
-    def __getattr__(self, name):
-        return getattr(self.inner, name)
 
 
 @pytest.fixture()
@@ -101,7 +58,7 @@ def test_a_failure_in_the_middle_of_a_batch_leaves_the_corpus_as_before_the_batc
     assert store.upsert_many([parsed("keep", "v1"), parsed("old", "v1")]) == [True, True]
     before = state(store)
     monkeypatch.setattr(store_module, "_BATCH", 4)  # 3 documents x 5 clauses: 4 collection writes
-    store.collection = Failing(store.collection, fail_on=fail_on)
+    store.collection = FailingCollection(store.collection, fail_on=fail_on)
     with pytest.raises(InternalError):
         store.upsert_many([parsed("new1", "v1"), parsed("old", "v2"), parsed("new2", "v1")])
     store.collection = store.collection.inner
@@ -174,7 +131,7 @@ def test_single_document_upsert_is_unchanged(store) -> None:
 _WRITER = textwrap.dedent("""
     import sys, time
     sys.path.insert(0, sys.argv[2])
-    from test_bulk_ingest import StubEmbedder, parsed
+    from fakes import StubEmbedder, parsed
     from retrieval.store import ClauseStore, make_client
     from pathlib import Path
     store = ClauseStore(make_client(Path(sys.argv[1])), StubEmbedder(), prefix="t")

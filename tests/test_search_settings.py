@@ -3,7 +3,7 @@ writing, so its rankings match a fresh build's and do not change from process to
 
 from __future__ import annotations
 
-from test_bulk_ingest import StubEmbedder, parsed
+from fakes import StubEmbedder, parsed
 
 from retrieval.embeddings import PolicyEmbeddingFunction
 from retrieval.store import HNSW, ClauseStore, make_client

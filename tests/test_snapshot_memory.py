@@ -4,7 +4,7 @@ field names and one copy of their document's id, title and headings, and a field
 
 from __future__ import annotations
 
-from test_bulk_ingest import StubEmbedder
+from fakes import StubEmbedder
 
 from corpus.models import Clause, DocumentMeta, ParsedDocument
 from retrieval.retriever import IndexSnapshot, load_clauses, save_clauses

@@ -7,51 +7,12 @@ tiny deterministic stub so the test needs no model.
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 from chromadb.errors import InternalError
+from fakes import FULL, FailingCollection, StubEmbedder, parsed
 
 import retrieval.store as store_module
-from corpus.models import Clause, DocumentMeta, ParsedDocument
 from retrieval.store import ClauseStore, make_client
-
-FULL = InternalError("database or disk is full")
-
-
-class StubEmbedder:
-    spec = "stub-8"
-
-    def embed_documents(self, texts: list[str]) -> np.ndarray:
-        rows = [np.frombuffer((t * 8).encode()[:8].ljust(8, b"x"), dtype=np.uint8).astype(np.float32) + 1 for t in texts]
-        out = np.array(rows)
-        return out / np.linalg.norm(out, axis=1, keepdims=True)
-
-    def embed_query(self, text: str) -> np.ndarray:
-        return self.embed_documents([text])[0]
-
-
-def parsed(doc_id: str, version: str, n: int = 7) -> ParsedDocument:
-    meta = DocumentMeta(doc_id=doc_id, title=f"{doc_id} {version}")
-    clauses = [Clause(clause_id=f"{doc_id}/{i}", doc_id=doc_id, doc_title=meta.title, label=str(i),
-                      text=f"{version} 第{i}条 内容", order=i) for i in range(n)]
-    return ParsedDocument(meta=meta, clauses=clauses,
-                          content_hash=ParsedDocument.hash_text("".join(c.text for c in clauses)))
-
-
-class FailingCollection:
-    """Wraps a Chroma collection; ``upsert`` fails on the call number ``fail_on`` (1-based)."""
-
-    def __init__(self, inner, fail_on: int) -> None:
-        self.inner, self.fail_on, self.calls = inner, fail_on, 0
-
-    def upsert(self, *args, **kwargs):
-        self.calls += 1
-        if self.calls == self.fail_on:
-            raise FULL
-        return self.inner.upsert(*args, **kwargs)
-
-    def __getattr__(self, name):
-        return getattr(self.inner, name)
 
 
 @pytest.fixture()
@@ -67,33 +28,33 @@ def records(store: ClauseStore, doc_id: str) -> set[str]:
 def test_a_failed_first_upload_leaves_no_record(store) -> None:
     store.collection = FailingCollection(store.collection, fail_on=3)  # two batches written, the third fails
     with pytest.raises(InternalError):
-        store.upsert(parsed("new-doc", "v1"))
+        store.upsert(parsed("new-doc", "v1", n=7))
     assert records(store, "new-doc") == set()
     assert "new-doc" not in store.documents()
     assert store.repair() == 0  # nothing left for the restart to do
 
 
 def test_a_failed_replacement_keeps_the_previous_version_whole(store) -> None:
-    assert store.upsert(parsed("doc", "v1"))
+    assert store.upsert(parsed("doc", "v1", n=7))
     before = records(store, "doc")
     assert len(before) == 7
     store.collection = FailingCollection(store.collection, fail_on=2)
     with pytest.raises(InternalError):
-        store.upsert(parsed("doc", "v2"))
+        store.upsert(parsed("doc", "v2", n=7))
     assert records(store, "doc") == before
-    assert store.documents()["doc"].content_hash == parsed("doc", "v1").content_hash
+    assert store.documents()["doc"].content_hash == parsed("doc", "v1", n=7).content_hash
     texts = [c.text for _, c in store.clauses()]
     assert texts and all(t.startswith("v1") for t in texts)
     assert store.repair() == 0
     # and the storage recovered: the same replacement now goes through and leaves only v2
     store.collection = store.collection.inner
-    assert store.upsert(parsed("doc", "v2"))
+    assert store.upsert(parsed("doc", "v2", n=7))
     assert all(c.text.startswith("v2") for _, c in store.clauses())
     assert len(records(store, "doc")) == 7
 
 
 def test_a_failed_registry_commit_removes_the_new_generation(store, monkeypatch) -> None:
-    assert store.upsert(parsed("doc", "v1"))
+    assert store.upsert(parsed("doc", "v1", n=7))
     before = records(store, "doc")
 
     class BrokenRegistry:
@@ -108,13 +69,13 @@ def test_a_failed_registry_commit_removes_the_new_generation(store, monkeypatch)
 
     store.registry = BrokenRegistry(store.registry)
     with pytest.raises(InternalError):
-        store.upsert(parsed("doc", "v2"))
+        store.upsert(parsed("doc", "v2", n=7))
     assert records(store, "doc") == before
-    assert store.documents()["doc"].content_hash == parsed("doc", "v1").content_hash
+    assert store.documents()["doc"].content_hash == parsed("doc", "v1", n=7).content_hash
 
 
 def test_when_the_cleanup_fails_too_repair_removes_the_rest_at_the_next_start(store) -> None:
-    assert store.upsert(parsed("doc", "v1"))
+    assert store.upsert(parsed("doc", "v1", n=7))
     before = records(store, "doc")
     inner = store.collection
 
@@ -124,7 +85,7 @@ def test_when_the_cleanup_fails_too_repair_removes_the_rest_at_the_next_start(st
 
     store.collection = NothingWorks(inner, fail_on=3)
     with pytest.raises(InternalError):
-        store.upsert(parsed("doc", "v2"))
+        store.upsert(parsed("doc", "v2", n=7))
     store.collection = inner
     assert records(store, "doc") > before  # the partial v2 records are still there
     assert store.repair() == 4  # two batches of two
@@ -154,7 +115,7 @@ def test_an_upload_that_fails_mid_write_is_a_503_and_leaves_no_orphan(tmp_path, 
 
 
 def test_a_failure_after_the_commit_point_keeps_the_new_version_and_repair_removes_the_old(store) -> None:
-    assert store.upsert(parsed("doc", "v1"))
+    assert store.upsert(parsed("doc", "v1", n=7))
     inner = store.collection
 
     class NoDelete(FailingCollection):
@@ -162,7 +123,7 @@ def test_a_failure_after_the_commit_point_keeps_the_new_version_and_repair_remov
             raise FULL
 
     store.collection = NoDelete(inner, fail_on=0)
-    assert store.upsert(parsed("doc", "v2"))  # committed: the write succeeded, only the old records stay
+    assert store.upsert(parsed("doc", "v2", n=7))  # committed: the write succeeded, only the old records stay
     store.collection = inner
     assert all(c.text.startswith("v2") for _, c in store.clauses())
     assert len(records(store, "doc")) == 14
