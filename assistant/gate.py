@@ -214,38 +214,28 @@ class AnswerabilityGate:
         reasons: list[str] = []
         if query.about_assistant or (query.off_task and (not query.topic_terms
                                                          or feats["cov_best"] < OFF_TASK_MAX_COVERAGE)):
-            note = ("I answer questions about the Fuzhou pilot plan and the laws in the corpus, with the clauses "
-                    "that say so; this request is not one of them." if query.lang == "en"
-                    else "本助手只回答关于福州试点方案及语料中法律法规的问题，并引用条款作答；这个请求不在范围内。")
-            return Verdict(outcome="refuse", features=feats, probability=0.0, constraint="off-task", caveat=note,
-                           reasons=["a request that is not a question about the corpus"])
+            return _refusal(query, feats, "off-task", "a request that is not a question about the corpus",
+                            "I answer questions about the Fuzhou pilot plan and the laws in the corpus, with the "
+                            "clauses that say so; this request is not one of them.",
+                            "本助手只回答关于福州试点方案及语料中法律法规的问题，并引用条款作答；这个请求不在范围内。")
         for place in query.foreign_places:
             if not any(self._mentions_place(place, h.clause, snap) for h in evidence):
-                note = (f"The corpus says nothing specific about {place}." if query.lang == "en"
-                        else f"语料中没有关于{place}的具体规定。")
-                return Verdict(outcome="refuse", features=feats, probability=0.0, constraint="place", caveat=note,
-                               reasons=[f"the evidence says nothing about {place}"])
+                return _refusal(query, feats, "place", f"the evidence says nothing about {place}",
+                                f"The corpus says nothing specific about {place}.", f"语料中没有关于{place}的具体规定。")
         quoted = self._unknown_quotes(query.text, snap)
         if quoted:
-            note = (f"The corpus does not contain the phrase “{quoted[0]}”." if query.lang == "en"
-                    else f"语料中没有“{quoted[0]}”的说法。")
-            return Verdict(outcome="refuse", features=feats, probability=0.0, constraint="quote-claim",
-                           caveat=note, reasons=[f"the question quotes “{quoted[0]}”, which no clause contains"])
+            return _refusal(query, feats, "quote-claim", f"the question quotes “{quoted[0]}”, which no clause contains",
+                            f"The corpus does not contain the phrase “{quoted[0]}”.", f"语料中没有“{quoted[0]}”的说法。")
         claimed = _unsupported_quantities(query.text + " " + query.core, evidence)
         if claimed:
-            note = (f"The corpus does not mention {claimed[0]}." if query.lang == "en"
-                    else f"语料中没有提到“{claimed[0]}”。")
-            return Verdict(outcome="refuse", features=feats, probability=0.0, constraint="quantity-claim",
-                           caveat=note, reasons=[f"the question states {claimed[0]}, which no top clause states"])
+            return _refusal(query, feats, "quantity-claim", f"the question states {claimed[0]}, which no top clause states",
+                            f"The corpus does not mention {claimed[0]}.", f"语料中没有提到“{claimed[0]}”。")
         for kind in query.kinds or [query.kind]:
             if kind in KINDS_WITH_EVIDENCE and not self._kind_stated(query, kind, evidence):
-                note = (f"The closest clauses state no {_KIND_EN[kind]}." if query.lang == "en"
-                        else f"最接近的条款没有写明所问的{_KIND_ZH[kind]}。")
-                return Verdict(outcome="refuse", features=feats, probability=0.0, constraint=f"kind:{kind}",
-                               caveat=note, reasons=[f"no top clause states the {kind} asked for"])
+                return _refusal(query, feats, f"kind:{kind}", f"no top clause states the {kind} asked for",
+                                f"The closest clauses state no {_KIND_EN[kind]}.", f"最接近的条款没有写明所问的{_KIND_ZH[kind]}。")
         if self._off_corpus(query, feats):
-            return Verdict(outcome="refuse", features=feats, probability=0.0, constraint="off-corpus",
-                           reasons=["the corpus never uses any of the question's topic words"])
+            return _refusal(query, feats, "off-corpus", "the corpus never uses any of the question's topic words")
         prob = self.model.probability(feats) if self.model else 1.0
         if prob < self.threshold:
             return Verdict(outcome="refuse", features=feats, probability=prob,
@@ -466,6 +456,14 @@ class AnswerabilityGate:
 
 _CLAIM = re.compile(r"(\d+(?:\.\d+)?)\s*(%|％|万亿|亿元|亿|万元|万|元|小时|天|日|个工作日|工作日|个月|倍|年)|"
                     r"(\d+(?:\.\d+)?)[\s-]*(percent|hours?|days?|months?|yuan|million|billion)\b", re.IGNORECASE)
+
+
+def _refusal(query: Query, feats: dict[str, float], constraint: str, reason: str, note_en: str | None = None,
+             note_zh: str | None = None) -> Verdict:
+    """A refusal by a constraint check: what failed (``reason``) and, when there is one, the note the user sees."""
+    note = note_en if query.lang == "en" else note_zh
+    return Verdict(outcome="refuse", features=feats, probability=0.0, constraint=constraint, caveat=note,
+                   reasons=[reason])
 
 
 def _unsupported_quantities(question: str, evidence: list[Hit]) -> list[str]:
