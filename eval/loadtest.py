@@ -18,7 +18,6 @@ import os
 import shlex
 import signal
 import socket
-import statistics
 import subprocess
 import sys
 import threading
@@ -28,6 +27,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
+
+from eval.metrics import latency_summary
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -140,8 +141,7 @@ def load(url: str, clients: int, requests: int) -> dict:
     ms = sorted(x * 1000 for x in latencies)
     return {
         "requests": len(latencies), "clients": clients, "errors": len(errors), "error_samples": errors[:3],
-        "p50_ms": round(statistics.median(ms), 1), "p95_ms": round(ms[max(0, int(len(ms) * 0.95) - 1)], 1),
-        "max_ms": round(ms[-1], 1), "mean_ms": round(statistics.fmean(ms), 1),
+        **latency_summary(ms),
         "requests_per_s": round(len(latencies) / wall, 2), "wall_s": round(wall, 1),
     }
 

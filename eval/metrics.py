@@ -186,6 +186,20 @@ def percentile(values: Sequence[float], q: float) -> float | None:
     return float(np.percentile(np.asarray(values, dtype=float), q)) if values else None
 
 
+def latency_summary(ms: Sequence[float]) -> dict[str, float | None]:
+    """p50, p95, max and mean of latencies in milliseconds, rounded to 0.1 ms (None for no values); the load
+    scripts (``eval.loadtest``, ``eval.soak``) print these.
+
+    >>> latency_summary([10, 20, 30, 40])
+    {'p50_ms': 25.0, 'p95_ms': 38.5, 'max_ms': 40.0, 'mean_ms': 25.0}
+    """
+    def r(v: float | None) -> float | None:
+        return round(v, 1) if v is not None else None
+
+    return {"p50_ms": r(percentile(ms, 50)), "p95_ms": r(percentile(ms, 95)), "max_ms": r(float(max(ms)) if ms else None),
+            "mean_ms": r(_mean(list(ms)))}
+
+
 def _mean(values: list[float]) -> float | None:
     return float(sum(values) / len(values)) if values else None
 

@@ -27,7 +27,6 @@ import json
 import os
 import random
 import shlex
-import statistics
 import sys
 import threading
 import time
@@ -39,6 +38,7 @@ from typing import Any
 import httpx
 
 from eval.loadtest import BIN, _free_port, _process, _questions, _wait_until_answers
+from eval.metrics import latency_summary
 
 #: A hostile case: a name and a function that sends one request with the client and returns the response.
 Case = tuple[str, Callable[[httpx.Client], httpx.Response]]
@@ -141,8 +141,7 @@ class Tally:
             "server_errors_5xx": sum(n for s, n in self.statuses.items() if s >= 500 and s != 503),
             "dropped": len(self.dropped),
             "dropped_samples": self.dropped[:5],
-            "p50_ms": round(statistics.median(ms), 1) if ms else None,
-            "p95_ms": round(ms[max(0, int(len(ms) * 0.95) - 1)], 1) if ms else None,
+            **{k: v for k, v in latency_summary(ms).items() if k in ("p50_ms", "p95_ms")},
             "statuses": dict(sorted(self.statuses.items())),
         }
 
