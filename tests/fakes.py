@@ -1,7 +1,9 @@
-"""Small stand-ins shared by the storage tests: a deterministic embedder (no model), parsed documents, and a
-Chroma collection whose ``upsert`` fails as a full disk would (``from fakes import …``)."""
+"""Small stand-ins shared by the tests (``from fakes import …``): a deterministic embedder (no model), parsed
+documents, a Chroma collection whose ``upsert`` fails as a full disk would, and a tiny law as text and .docx."""
 
 from __future__ import annotations
+
+import io
 
 import numpy as np
 from chromadb.errors import InternalError
@@ -52,3 +54,18 @@ class FailingCollection:
 
     def __getattr__(self, name):
         return getattr(self.inner, name)
+
+
+LAW = "第一条 为了测试，制定本规定。\n第二条 本规定自公布之日起施行。"
+
+
+def docx_bytes(text: str = LAW) -> bytes:
+    """``text`` as a .docx file, one paragraph per line."""
+    import docx
+
+    d = docx.Document()
+    for line in text.split("\n"):
+        d.add_paragraph(line)
+    buf = io.BytesIO()
+    d.save(buf)
+    return buf.getvalue()

@@ -6,21 +6,9 @@ import io
 from pathlib import Path
 
 import pytest
+from fakes import LAW, docx_bytes
 
 from corpus.loaders import DocumentLoader, LoaderError
-
-LAW = "第一条 为了测试，制定本规定。\n第二条 本规定自公布之日起施行。"
-
-
-def _docx_bytes() -> bytes:
-    import docx
-
-    d = docx.Document()
-    for line in LAW.split("\n"):
-        d.add_paragraph(line)
-    buf = io.BytesIO()
-    d.save(buf)
-    return buf.getvalue()
 
 
 def _pdf_bytes() -> bytes:
@@ -49,7 +37,7 @@ def _pdf_bytes() -> bytes:
 ])
 def test_formats(name: str, data: bytes | None):
     if data is None:
-        data = _docx_bytes() if name.endswith(".docx") else _pdf_bytes()
+        data = docx_bytes() if name.endswith(".docx") else _pdf_bytes()
     text, header = DocumentLoader().load_bytes(data, name)
     assert "第一条 为了测试，制定本规定。" in text
     assert "第二条" in text

@@ -11,23 +11,11 @@ import io
 import multiprocessing
 
 import pytest
+from fakes import LAW, docx_bytes
 from fastapi.testclient import TestClient
 
 from corpus.loaders import DocumentLoader, LoaderError
 from ui.server import create_app
-
-LAW = "第一条 为了测试，制定本规定。\n第二条 本规定自公布之日起施行。"
-
-
-def docx_bytes() -> bytes:
-    import docx
-
-    d = docx.Document()
-    for line in LAW.split("\n"):
-        d.add_paragraph(line)
-    buf = io.BytesIO()
-    d.save(buf)
-    return buf.getvalue()
 
 
 def pdf_bytes() -> bytes:
