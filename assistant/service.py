@@ -104,7 +104,7 @@ class PolicyAssistant:
         """
         spec = self.settings.embedding_model
         try:
-            inner = make_embedder(spec, threads=self.settings.num_threads)
+            inner = make_embedder(spec, threads=self.settings.num_threads, passage_threads=self.settings.passage_threads)
         except EmbeddingError as exc:
             if spec not in ("e5-small", "e5"):
                 raise
@@ -119,7 +119,7 @@ class PolicyAssistant:
         spec = (self.settings.secondary_embedding_model or "none").strip()
         if spec.lower() in ("", "none", "off") or spec == self.embedder.spec:
             return None
-        inner = make_embedder(spec, threads=self.settings.num_threads)
+        inner = make_embedder(spec, threads=self.settings.num_threads, passage_threads=self.settings.passage_threads)
         return CachedEmbedder(inner, VectorCache(inner.spec, self.settings.data_dir / "vectors"))
 
     @property

@@ -51,6 +51,7 @@ class Settings(BaseSettings):
     dense_weight: float = 1.0
     rerank_weight: float = 0.2
     num_threads: int = 1
+    passage_threads: int = 2  # e5-small: threads for batches of clauses (uploads, ingest); queries use num_threads
     exact_search_max_clauses: int = 20000  # up to this many clauses the dense list is an exact cosine ranking
 
     # answers

