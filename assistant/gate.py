@@ -399,7 +399,9 @@ class AnswerabilityGate:
             y = str(year)
             if any(y in n for n in query.wenhao):
                 continue
-            as_year = re.compile(rf"(?<![〔\[［(（\d]){y}(?![〕\]］)）\d])")
+            # "2028年" is a year wherever it stands, also in brackets ("（2028年）"); a bare number only outside
+            # brackets (a 文号's 〔2025〕 is not a statement about 2025)
+            as_year = re.compile(rf"(?<!\d){y}(?=\s*年)|(?<![〔\[［(（\d]){y}(?![〕\]］)）\d])")
             found = any(as_year.search(h.clause.text) or y in (snap.documents[h.clause.doc_id].meta.date
                                                                 if h.clause.doc_id in snap.documents else "")
                         for h in evidence)
