@@ -219,7 +219,7 @@ class AnswerabilityGate:
                             "clauses that say so; this request is not one of them.",
                             "本助手只回答关于福州试点方案及语料中法律法规的问题，并引用条款作答；这个请求不在范围内。")
         for place in query.foreign_places:
-            if not any(self._mentions_place(place, h.clause, snap) for h in evidence):
+            if not any(self.mentions_place(place, h.clause, snap) for h in evidence):
                 return _refusal(query, feats, "place", f"the evidence says nothing about {place}",
                                 f"The corpus says nothing specific about {place}.", f"语料中没有关于{place}的具体规定。")
         quoted = self._unknown_quotes(query.text, snap)
@@ -383,7 +383,8 @@ class AnswerabilityGate:
         return any(states(kind, sentence) and coverage(known, sentence) >= KIND_SENTENCE_MIN_COVERAGE
                    for h in evidence for sentence in _SENTENCE.findall(h.clause.text.lower()))
 
-    def _mentions_place(self, place: str, clause: Clause, snap: IndexSnapshot) -> bool:
+    def mentions_place(self, place: str, clause: Clause, snap: IndexSnapshot) -> bool:
+        """Does the clause (its text, path or document title) name ``place`` or one of its aliases?"""
         doc = snap.documents.get(clause.doc_id)
         haystack = clause.text + (doc.meta.title if doc else "") + clause.path_text
         names = {place, *self.gazetteer.surface_forms(place), *_PLACE_ALIASES.get(place, ())}

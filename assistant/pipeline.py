@@ -149,6 +149,12 @@ class Pipeline:
         top = hits[0].score or 1.0
         head = hits[:RERANK_DEPTH]
         scored = sorted(head, key=lambda h: -(h.score / top + self.rerank_weight * coverage(weights, h.clause.text)))
+        if query.foreign_places:  # a place the question names: the clauses that mention it come first
+            snap = self.retriever.snapshot
+            mentions = [h for h in scored
+                        if any(self.gate.mentions_place(p, h.clause, snap) for p in query.foreign_places)]
+            first = {id(h) for h in mentions}
+            scored = mentions + [h for h in scored if id(h) not in first]
         return scored + hits[RERANK_DEPTH:]
 
     def direct_references(self, query: Query) -> list[Clause]:

