@@ -54,7 +54,8 @@ _KINDS: list[tuple[AnswerKind, re.Pattern[str]]] = [
     ("rate", re.compile(r"比例|比重|占比|百分之|百分比|税率|费率|利率|增长率|增速|增长多少|几成|"
                         r"\b(rate|percentage|percent|share of|proportion)\b", re.I)),
     ("amount", re.compile(r"多少钱|多少元|多少万|多少亿|多少资金|金额|额度|罚多少|罚款多少|补贴多少|奖励多少|多少补贴|"
-                          r"多大规模|规模多大|增加值是多少|达到多少|\b(how much|what amount|amount of|how large)\b", re.I)),
+                          r"多大规模|规模多大|增加值是多少|达到多少|多少[^，。？?]{0,4}费|费用?(是|要|得)?多少|收费标准|"
+                          r"\b(how much|what amount|amount of|how large|what fees?|fees? (is|are) charged|fees? charged)\b", re.I)),
     ("count", re.compile(r"多少个|多少家|多少项|多少名|多少人|多少条|多少类|多少种|(?<!哪)几(个|家|项|类|种|条|名)|"
                          r"\b(how many|number of)\b", re.I)),
     ("deadline", re.compile(r"多久|多长时间|多少天|多少日|(?<!哪)几(天|日|个月)|期限|时限|截止|最晚|最迟|有效期|"

@@ -29,6 +29,9 @@ def test_query_slots_are_extracted_once() -> None:
     ("服务业实际使用外资比重要达到多少？", "rate"), ("审批要多久？", "deadline"),
     ("What is the fee?", "quantity"), ("Can foreign doctors open a clinic?", "yes-no"),
     ("哪些任务涉及数据跨境？", "list"), ("Can leasing firms lease integrated-circuit equipment?", "yes-no"),
+    # a fee is an amount of money: the evidence must state one (a number with 元), not any number
+    ("签证延期要交多少签证费？", "amount"), ("这项资源费的收费标准是多少？", "amount"),
+    ("What fee is charged for a residence permit?", "amount"), ("多少家企业参加了试点？", "count"),
 ])
 def test_answer_kind(text: str, kind: str) -> None:
     assert answer_kind(text) == kind
