@@ -224,7 +224,8 @@ def article_numbers(text: str) -> list[int]:
 
 #: A list-like instrument (清单, 目录, 标准合同…) whose items the question asks for.
 _LISTED = re.compile(r"([\u4e00-\u9fffA-Za-z0-9]{2,24}?(?:清单|目录|名录|标准合同|指导原则|指引|细则))"
-                     r"(?:里|中|上|内)?面?(?:都|具体|一共|到底|总共)?(?:有|列了?|列明|规定了?|包括|包含|写了?|涉及|限制了?)"
+                     r"(?:里|中|上|内)?面?[，,]?[^。？?，,]{0,6}?(?:都|具体|一共|到底|总共)?"
+                     r"(?:有|列了?|列明|规定了?|包括|包含|写了?|涉及|限制了?)"
                      r"[^。？?]{0,12}?(?:哪些|哪几|什么|多少|几)")
 
 
@@ -233,9 +234,13 @@ def contents_asked(text: str) -> list[str]:
 
     >>> contents_asked("外国人在中国境内工作指导目录里都有哪些岗位？"), contents_asked("负面清单管理是什么意思？")
     (['外国人在中国境内工作指导目录'], [])
+    >>> contents_asked("鼓励外商投资产业目录里，福建有哪些产业？"), contents_asked("方案里关于负面清单有哪些举措？")
+    (['鼓励外商投资产业目录'], [])
     """
     out = []
     for m in _LISTED.finditer(text):
+        if re.search(r".(关于|对于|有关|针对|围绕)", m.group(1)):  # "方案里关于负面清单有哪些举措": a topic, not a list's items
+            continue
         name = re.sub(r"^(请问|按照|根据|依照|依据|关于|现行的?|目前的?|那个?|这个?|那份|这份)+", "", m.group(1))
         if len(name) >= 4:
             out.append(name)

@@ -270,3 +270,12 @@ def test_clauses_that_name_the_place_asked_about_come_first(built_assistant) -> 
     a = built_assistant.ask("香港投资者到内地投资，适用外商投资法吗？")
     assert a.outcome == "answer", a.answer
     assert "foreign-investment-law-implementing-regulation/第四十八条" in [c.clause_id for c in a.citations]
+
+
+@pytest.mark.model
+def test_items_of_a_list_the_corpus_only_cites_are_refused_but_a_topic_named_after_a_list_is_not(built_assistant) -> None:
+    a = built_assistant.ask("鼓励外商投资产业目录里，福建有哪些鼓励类产业？")  # words between the list and 有哪些
+    assert a.refused and a.outcome == "caveat" and "鼓励外商投资产业目录" in a.answer
+    b = built_assistant.ask("方案里关于负面清单有哪些举措？")  # the plan's measures on a topic, not a list's items
+    assert not b.answer.startswith("语料中没有《"), b.answer
+    assert b.outcome == "answer" and b.citations
