@@ -171,7 +171,7 @@ class ExtractiveAnswerer:
         terms = [self._stem(t, snap, in_pool) for t in terms]
         weights = self._weights(terms)
         # clauses holding every term: the rarest term's clauses, checked for the others
-        rarest = min(terms, key=lambda t: len(snap.containing(t)))
+        rarest = min(terms, key=snap.rough_count)
         matched = [c for i in snap.containing(rarest) for c in [snap.clauses[i]]
                    if in_pool(c) and all(t in c.text for t in terms)]
         if len(matched) < 2 and len(terms) > 1:

@@ -192,6 +192,11 @@ class IndexSnapshot:
         start, end = runs.get(doc_id, (0, 0))
         return self.clauses[start:end]
 
+    def rough_count(self, term: str) -> int:
+        """A cheap upper bound of ``len(containing(term))`` (the postings of its tokens; every clause if the term
+        is not all CJK), to pick the rarest of several terms before looking any up."""
+        return len(self.lexical.postings(term)) if term and _ALL_CJK.fullmatch(term) else len(self.clauses)
+
     def containing(self, term: str, ignore_space: bool = False) -> list[int]:
         """Positions of the clauses whose text contains ``term`` (a plain substring test; with
         ``ignore_space``, in the text without its whitespace), in order. A term of CJK characters only is
@@ -221,17 +226,17 @@ class IndexSnapshot:
         parts = [np.arange(*runs[d], dtype=np.int64) for d in dict.fromkeys(doc_ids) if d in runs]
         return np.sort(np.concatenate(parts)) if parts else np.zeros(0, dtype=np.int64)
 
-    def vectors(self, store: ClauseStore, positions: np.ndarray) -> np.ndarray:
-        """Unit vectors of the primary model for these positions (rows follow ``positions``), read from the
-        store once per snapshot: all of them at the first call that asks for more than a tenth of the corpus
-        (an exact ranking), else only those asked for (the documents a question names)."""
+    def vectors(self, store: ClauseStore, positions: np.ndarray | None = None) -> np.ndarray:
+        """Unit vectors of the primary model for these positions (rows follow ``positions``; None: every clause,
+        no copy), read from the store once per snapshot: all of them at the first call that asks for more than
+        a tenth of the corpus (an exact ranking), else only those asked for (the documents a question names)."""
         full = self._vectors.get(-1)
-        if full is not None:
-            return full[positions]
-        if len(positions) > len(self.clauses) // 10:
+        if full is None and (positions is None or len(positions) > len(self.clauses) // 10):
             full = self._read(store, list(range(len(self.clauses))))
             self._vectors[-1] = full
-            return full[positions]
+        if full is not None:
+            return full if positions is None else full[positions]
+        assert positions is not None
         missing = [int(i) for i in positions if int(i) not in self._vectors]
         if missing:
             for i, row in zip(missing, self._read(store, missing)):
@@ -393,10 +398,10 @@ class HybridRetriever:
             vector = self.store.embedder.embed_query(query).tolist()
             want = self.candidates if not section else max(self.candidates, 200)
             if len(snap.clauses) <= self.exact_max:  # exact: the same ranking in every process, no HNSW misses
-                pool = snap.positions([doc_id]) if doc_id else np.arange(len(snap.clauses))
+                pool = snap.positions([doc_id]) if doc_id else None
                 sims_all = snap.vectors(self.store, pool) @ np.asarray(vector, dtype=np.float32)
                 for j in np.argsort(-sims_all, kind="stable"):
-                    i = int(pool[j])
+                    i = int(j) if pool is None else int(pool[j])
                     if keep(i):
                         dense[i] = float(sims_all[j])
                         dense_rank.append(str(i))
