@@ -175,16 +175,12 @@ class ClauseStore:
         return out
 
     def query(self, vector: list[float], k: int, doc_id: str | None = None,
-              doc_ids: list[str] | None = None, limit: int | None = None) -> list[tuple[str, float]]:
-        """Nearest clauses as ``(chroma_id, cosine similarity)``, optionally within some documents.
+              limit: int | None = None) -> list[tuple[str, float]]:
+        """Nearest clauses as ``(chroma_id, cosine similarity)``, optionally within one document.
 
         ``limit`` is a known lower bound of the collection's size (saves a count round trip).
         """
-        where: dict[str, Any] | None = None
-        if doc_id:
-            where = {"doc_id": doc_id}
-        elif doc_ids:
-            where = {"doc_id": {"$in": list(doc_ids)}}
+        where: dict[str, Any] | None = {"doc_id": doc_id} if doc_id else None
         count = self.collection.count() if limit is None else limit
         if count <= 0:
             return []
