@@ -170,10 +170,7 @@ class ExtractiveAnswerer:
 
         terms = [self._stem(t, snap, in_pool) for t in terms]
         weights = self._weights(terms)
-        # clauses holding every term: the rarest term's clauses, checked for the others
-        rarest = min(terms, key=snap.rough_count)
-        matched = [c for i in snap.containing(rarest) for c in [snap.clauses[i]]
-                   if in_pool(c) and all(t in c.text for t in terms)]
+        matched = [c for i in snap.containing_all(terms) for c in [snap.clauses[i]] if in_pool(c)]
         if len(matched) < 2 and len(terms) > 1:
             matched = [h.clause for h in r.hits[:20] if in_pool(h.clause) and coverage(weights, h.clause.text) >= 0.6]
             matched = list({c.clause_id: c for c in matched}.values())

@@ -17,7 +17,7 @@ import shutil
 import tempfile
 import unicodedata
 from array import array
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +56,31 @@ def tokenize(text: str) -> list[str]:
         else:
             tokens.append(run)
     return tokens
+
+
+def top_order(scores: np.ndarray, k: int) -> np.ndarray:
+    """The positions of the ``k`` highest scores, best first, exactly as ``np.argsort(-scores, kind="stable")[:k]``
+    (ties in position order) without sorting every score when ``k`` is a few of many.
+
+    >>> top_order(np.array([0.1, 0.9, 0.5, 0.9]), 2).tolist()
+    [1, 3]
+    """
+    n = scores.size
+    k = max(0, min(k, n))
+    if k < n // 4:  # partition first; every score tied with the k-th is kept, so ties sort as in a full sort
+        cut = np.partition(scores, n - k)[n - k]
+        candidates = np.flatnonzero(scores >= cut)
+        return candidates[np.argsort(-scores[candidates], kind="stable")][:k]
+    return np.argsort(-scores, kind="stable")[:k]
+
+
+def stable_order(scores: np.ndarray, first: int) -> Iterator[int]:
+    """Every position by descending score (ties in position order), sorting only the best ``first`` unless the
+    caller reads past them (a filter that rejected some)."""
+    head = top_order(scores, first)
+    yield from head.tolist()
+    if head.size < scores.size:
+        yield from np.argsort(-scores, kind="stable")[head.size:].tolist()
 
 
 #: An empty text's one token (so it still has a length and a column in the index).
@@ -202,13 +227,7 @@ class LexicalIndex:
         k = min(k, positive)
         if k <= 0:
             return []
-        if k < scores.size // 4:  # a few from many: partition first; ties keep the same (index) order as a full sort
-            cut = np.partition(scores, scores.size - k)[scores.size - k]
-            candidates = np.flatnonzero(scores >= cut)
-            top = candidates[np.argsort(-scores[candidates], kind="stable")][:k]
-        else:
-            top = np.argsort(-scores, kind="stable")[:k]
-        return [(int(i), float(scores[i])) for i in top]
+        return [(int(i), float(scores[i])) for i in top_order(scores, k)]
 
     def postings(self, term: str) -> np.ndarray:
         """Positions of the texts holding every token of ``term`` (sorted; from the index's CSC postings).
@@ -231,6 +250,14 @@ class LexicalIndex:
             if not found.size:
                 break
         return found if found is not None else np.zeros(0, dtype=np.int64)
+
+    def max_count(self, term: str) -> int:
+        """An upper bound of ``len(postings(term))`` without intersecting anything: the smallest document
+        frequency of its tokens (0 when one is unknown)."""
+        tokens = tokenize(term)
+        if not tokens or not self.size:
+            return 0
+        return min(self._df_of(t) for t in set(tokens))
 
     def _df_of(self, token: str) -> int:
         tid = self._vocab.get(token)

@@ -29,7 +29,7 @@ from corpus.naming import NameTable
 from retrieval.embeddings import Embedder
 from retrieval.fusion import reciprocal_rank_fusion
 from retrieval.glossary import expand_query
-from retrieval.lexical import LexicalIndex, detect_lang
+from retrieval.lexical import LexicalIndex, detect_lang, stable_order
 from retrieval.store import ClauseStore, StoredDocument, compact_clause
 
 MODES = ("hybrid", "dense", "lexical")
@@ -192,11 +192,6 @@ class IndexSnapshot:
         start, end = runs.get(doc_id, (0, 0))
         return self.clauses[start:end]
 
-    def rough_count(self, term: str) -> int:
-        """A cheap upper bound of ``len(containing(term))`` (the postings of its tokens; every clause if the term
-        is not all CJK), to pick the rarest of several terms before looking any up."""
-        return len(self.lexical.postings(term)) if term and _ALL_CJK.fullmatch(term) else len(self.clauses)
-
     def containing(self, term: str, ignore_space: bool = False) -> list[int]:
         """Positions of the clauses whose text contains ``term`` (a plain substring test; with
         ``ignore_space``, in the text without its whitespace), in order. A term of CJK characters only is
@@ -216,6 +211,20 @@ class IndexSnapshot:
                 candidates = self.lexical.postings(term)
             return [int(i) for i in candidates if has(self.clauses[int(i)].text)]
         return [i for i, c in enumerate(self.clauses) if has(c.text)]
+
+    def containing_all(self, terms: list[str]) -> list[int]:
+        """Positions of the clauses whose text contains every one of ``terms`` (plain substring tests), in order:
+        the postings of the CJK terms are intersected first, so only clauses holding all their characters and
+        bigrams are tested (a scan of every clause when no term is all CJK)."""
+        cjk = sorted((t for t in set(terms) if t and _ALL_CJK.fullmatch(t)), key=self.lexical.max_count)
+        if not cjk:
+            return [i for i, c in enumerate(self.clauses) if all(t in c.text for t in terms)]
+        found = self.lexical.postings(cjk[0])
+        for term in cjk[1:]:
+            if not found.size:
+                break
+            found = np.intersect1d(found, self.lexical.postings(term), assume_unique=True)
+        return [int(i) for i in found if all(t in self.clauses[int(i)].text for t in terms)]
 
     def positions(self, doc_ids: list[str]) -> np.ndarray:
         """Positions (rows of ``clauses``) of the documents' clauses, in order."""
@@ -400,8 +409,8 @@ class HybridRetriever:
             if len(snap.clauses) <= self.exact_max:  # exact: the same ranking in every process, no HNSW misses
                 pool = snap.positions([doc_id]) if doc_id else None
                 sims_all = snap.vectors(self.store, pool) @ np.asarray(vector, dtype=np.float32)
-                for j in np.argsort(-sims_all, kind="stable"):
-                    i = int(j) if pool is None else int(pool[j])
+                for j in stable_order(sims_all, want):
+                    i = j if pool is None else int(pool[j])
                     if keep(i):
                         dense[i] = float(sims_all[j])
                         dense_rank.append(str(i))
@@ -417,9 +426,9 @@ class HybridRetriever:
         sims: np.ndarray | None = None
         if self.secondary is not None and snap.secondary is not None:
             sims = snap.secondary @ self.secondary.embed_query(query)
-            for i in np.argsort(-sims, kind="stable"):
-                if keep(int(i)):
-                    second_rank.append(str(int(i)))
+            for i in stable_order(sims, self.candidates):
+                if keep(i):
+                    second_rank.append(str(i))
                     if len(second_rank) >= self.candidates:
                         break
         lexical: dict[int, float] = {}

@@ -90,3 +90,17 @@ def test_build_keeps_a_few_bytes_per_token(texts: list[str]) -> None:
         tracemalloc.stop()
     assert index.size == len(many)
     assert peak / tokens < 20, f"{peak / tokens:.1f} bytes per token"
+
+
+def test_top_order_and_stable_order_match_a_full_stable_sort_with_ties() -> None:
+    """The partial sorts the retriever uses give exactly the full sort's order (ties by position), also when a
+    filter makes the caller read past the sorted head."""
+    from retrieval.lexical import stable_order, top_order
+
+    rng = np.random.default_rng(3)
+    for n, k in ((1, 1), (10, 3), (1000, 30), (5000, 7), (400, 400)):
+        scores = rng.integers(0, 20, size=n).astype(np.float32) / 7  # many ties
+        full = np.argsort(-scores, kind="stable")
+        assert top_order(scores, k).tolist() == full[:k].tolist()
+        assert list(stable_order(scores, k)) == full.tolist()
+    assert top_order(np.zeros(0, dtype=np.float32), 5).tolist() == []

@@ -60,12 +60,20 @@ def test_document_runs_and_prefixes_match_a_scan(retrievers) -> None:
         assert snap.under(prefix) == [c for c in snap.clauses if c.clause_id == p or c.clause_id.startswith(p + "/")]
 
 
+def _cjk(term: str) -> bool:
+    return all("\u3400" <= ch <= "\u9fff" for ch in term)
+
+
 @pytest.mark.parametrize("term", ["数据跨境", "数据 跨境", "租赁", "跨境", "数", "Data", "data export", "管理。", "不存在的词"])
 def test_containing_matches_a_substring_scan(retrievers, term: str) -> None:
     snap = retrievers[0].snapshot
     assert snap.containing(term) == [i for i, c in enumerate(snap.clauses) if term in c.text]
     assert snap.containing(term.replace(" ", ""), ignore_space=True) == \
         [i for i, c in enumerate(snap.clauses) if term.replace(" ", "") in "".join(c.text.split())]
+    assert snap.lexical.max_count(term) >= len(snap.containing(term)) or not _cjk(term)
+    for others in ([], ["数据"], ["管理", "跨境"], ["Data"]):
+        terms = [term, *others]
+        assert snap.containing_all(terms) == [i for i, c in enumerate(snap.clauses) if all(t in c.text for t in terms)]
 
 
 def test_the_exact_dense_list_is_the_cosine_ranking_and_agrees_with_hnsw_here(retrievers) -> None:
