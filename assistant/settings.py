@@ -8,6 +8,7 @@ Usage::
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Literal
 
@@ -56,7 +57,9 @@ class Settings(BaseSettings):
 
     # answers
     max_question_chars: int = 1000
-    max_concurrent_answers: int = 8  # search/ask work at once per process
+    #: search/ask work at once per process; 0: one per CPU without an LLM (the work is CPU-bound: more at once only
+    #: contend), 8 with one (a slot then mostly waits on the model). See :attr:`answer_slots`.
+    max_concurrent_answers: int = Field(default=0, ge=0)
     max_queued_answers: int = 128  # requests that may wait for a slot; beyond them the API answers 503 at once
     answer_queue_wait_s: float = 15.0  # longest wait for a slot before a 503
     max_history_turns: int = 20  # only the last turns are kept
@@ -89,6 +92,21 @@ class Settings(BaseSettings):
     llm_api_key: str | None = None
     llm_timeout_s: float = 60.0
     llm_max_context_tokens: int = 4096
+
+    @property
+    def answer_slots(self) -> int:
+        """How many searches/answers run at once: ``MAX_CONCURRENT_ANSWERS``, or when it is 0 the CPUs this
+        process may use (no LLM) or 8 (an LLM configured).
+
+        >>> Settings(max_concurrent_answers=3).answer_slots
+        3
+        """
+        if self.max_concurrent_answers > 0:
+            return self.max_concurrent_answers
+        if self.llm_provider != "none":
+            return 8
+        cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        return max(1, cpus)
 
     @property
     def chroma_dir(self) -> Path:

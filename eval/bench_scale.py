@@ -266,7 +266,7 @@ def ask_p95(port: int, clients: int = 10, per_client: int = 10) -> tuple[float, 
 def run_mode(mode: str, size: int, files: list[Path], work: Path, model: str) -> dict[str, object]:
     data = work / f"{mode}-{size}" / "data"
     env = {**os.environ, "POLICY_DATA_DIR": str(data), "EMBEDDING_MODEL": model, "SECONDARY_EMBEDDING_MODEL": "none",
-           "LLM_PROVIDER": "none", "OMP_NUM_THREADS": "1", "MAX_CONCURRENT_ANSWERS": "16"}
+           "LLM_PROVIDER": "none", "OMP_NUM_THREADS": "1"}
     env.pop("CHROMA_HOST", None)
     chroma = None
     chroma_dir = work / f"{mode}-{size}" / "chroma-server"

@@ -105,7 +105,7 @@ def create_app(assistant: PolicyAssistant | None = None, *, with_ui: bool = True
         # Requests queued for an answer slot wait in worker threads: leave room for them and for everything else.
         limiter = anyio.to_thread.current_default_thread_limiter()
         s = service.settings
-        limiter.total_tokens = max(limiter.total_tokens, s.max_concurrent_answers + s.max_queued_answers + 32)
+        limiter.total_tokens = max(limiter.total_tokens, s.answer_slots + s.max_queued_answers + 32)
         await run_in_threadpool(service.hold_writer)  # embedded mode: the one writer of its data folder
         try:
             await run_in_threadpool(service.ensure_index)
@@ -123,7 +123,7 @@ def create_app(assistant: PolicyAssistant | None = None, *, with_ui: bool = True
                               "and the national laws around it. Writes need `Authorization: Bearer <ADMIN_TOKEN>`; "
                               "an OpenAI-compatible chat endpoint is under `/v1`.")
     app.state.assistant = service
-    app.state.answer_slots = AnswerSlots(service.settings.max_concurrent_answers,
+    app.state.answer_slots = AnswerSlots(service.settings.answer_slots,
                                          queue=service.settings.max_queued_answers,
                                          wait_s=service.settings.answer_queue_wait_s)
     _install_origin_checks(app, service.settings)
