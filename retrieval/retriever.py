@@ -29,7 +29,7 @@ from corpus.naming import NameTable
 from retrieval.embeddings import Embedder
 from retrieval.fusion import reciprocal_rank_fusion
 from retrieval.glossary import expand_query
-from retrieval.lexical import LexicalIndex, detect_lang, stable_order
+from retrieval.lexical import LexicalIndex, detect_lang, intersect_sorted, stable_order
 from retrieval.store import ClauseStore, StoredDocument, compact_clause
 
 MODES = ("hybrid", "dense", "lexical")
@@ -205,7 +205,7 @@ class IndexSnapshot:
                 found: np.ndarray | None = None
                 for ch in set(term):
                     docs = self.lexical.postings(ch)
-                    found = docs if found is None else np.intersect1d(found, docs, assume_unique=True)
+                    found = docs if found is None else intersect_sorted(found, docs)
                 candidates = found if found is not None else np.zeros(0, dtype=np.int64)
             else:
                 candidates = self.lexical.postings(term)
@@ -223,7 +223,7 @@ class IndexSnapshot:
         for term in cjk[1:]:
             if not found.size:
                 break
-            found = np.intersect1d(found, self.lexical.postings(term), assume_unique=True)
+            found = intersect_sorted(found, self.lexical.postings(term))
         return [int(i) for i in found if all(t in self.clauses[int(i)].text for t in terms)]
 
     def positions(self, doc_ids: list[str]) -> np.ndarray:

@@ -104,3 +104,13 @@ def test_top_order_and_stable_order_match_a_full_stable_sort_with_ties() -> None
         assert top_order(scores, k).tolist() == full[:k].tolist()
         assert list(stable_order(scores, k)) == full.tolist()
     assert top_order(np.zeros(0, dtype=np.float32), 5).tolist() == []
+
+
+def test_intersect_sorted_matches_numpy() -> None:
+    from retrieval.lexical import intersect_sorted
+
+    rng = np.random.default_rng(5)
+    for na, nb in ((0, 5), (5, 0), (1, 1), (30, 5000), (5000, 30), (4000, 4000)):
+        a = np.unique(rng.integers(0, 9000, size=na)).astype(np.int64)
+        b = np.unique(rng.integers(0, 9000, size=nb)).astype(np.int64)
+        assert intersect_sorted(a, b).tolist() == np.intersect1d(a, b, assume_unique=True).tolist()
