@@ -170,7 +170,8 @@ class ExtractiveAnswerer:
 
         terms = [self._stem(t, snap, in_pool) for t in terms]
         weights = self._weights(terms)
-        matched = [c for i in snap.containing_all(terms) for c in [snap.clauses[i]] if in_pool(c)]
+        # in position order: past the first max_set_items no clause can make the cut below (sorted by position)
+        matched = [snap.clauses[i] for i in snap.containing_all(terms, limit=self.max_set_items, where=in_pool)]
         if len(matched) < 2 and len(terms) > 1:
             matched = [h.clause for h in r.hits[:20] if in_pool(h.clause) and coverage(weights, h.clause.text) >= 0.6]
             matched = list({c.clause_id: c for c in matched}.values())

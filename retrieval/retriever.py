@@ -16,7 +16,7 @@ import re
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -212,19 +212,30 @@ class IndexSnapshot:
             return [int(i) for i in candidates if has(self.clauses[int(i)].text)]
         return [i for i, c in enumerate(self.clauses) if has(c.text)]
 
-    def containing_all(self, terms: list[str]) -> list[int]:
-        """Positions of the clauses whose text contains every one of ``terms`` (plain substring tests), in order:
-        the postings of the CJK terms are intersected first, so only clauses holding all their characters and
-        bigrams are tested (a scan of every clause when no term is all CJK)."""
+    def containing_all(self, terms: list[str], limit: int | None = None,
+                       where: Callable[[Clause], bool] | None = None) -> list[int]:
+        """Positions of the clauses whose text contains every one of ``terms`` (plain substring tests), in order;
+        with ``where`` only clauses it accepts, with ``limit`` only the first ``limit`` of them. The postings of the
+        CJK terms are intersected first, so only clauses holding all their bigrams are tested (a scan of every
+        clause when no term is all CJK)."""
         cjk = sorted((t for t in set(terms) if t and _ALL_CJK.fullmatch(t)), key=self.lexical.max_count)
-        if not cjk:
-            return [i for i, c in enumerate(self.clauses) if all(t in c.text for t in terms)]
-        found = self.lexical.postings(cjk[0])
-        for term in cjk[1:]:
-            if not found.size:
-                break
-            found = intersect_sorted(found, self.lexical.postings(term))
-        return [int(i) for i in found if all(t in self.clauses[int(i)].text for t in terms)]
+        if cjk:
+            found = self.lexical.postings(cjk[0])
+            for term in cjk[1:]:
+                if not found.size:
+                    break
+                found = intersect_sorted(found, self.lexical.postings(term))
+            candidates: Iterable[int] = found.tolist()
+        else:
+            candidates = range(len(self.clauses))
+        out: list[int] = []
+        for i in candidates:
+            c = self.clauses[i]
+            if all(t in c.text for t in terms) and (where is None or where(c)):
+                out.append(i)
+                if limit is not None and len(out) >= limit:
+                    break
+        return out
 
     def positions(self, doc_ids: list[str]) -> np.ndarray:
         """Positions (rows of ``clauses``) of the documents' clauses, in order."""

@@ -73,7 +73,10 @@ def test_containing_matches_a_substring_scan(retrievers, term: str) -> None:
     assert snap.lexical.max_count(term) >= len(snap.containing(term)) or not _cjk(term)
     for others in ([], ["数据"], ["管理", "跨境"], ["Data"]):
         terms = [term, *others]
-        assert snap.containing_all(terms) == [i for i, c in enumerate(snap.clauses) if all(t in c.text for t in terms)]
+        every = [i for i, c in enumerate(snap.clauses) if all(t in c.text for t in terms)]
+        assert snap.containing_all(terms) == every
+        odd = [i for i in every if snap.clauses[i].order % 2]
+        assert snap.containing_all(terms, limit=3, where=lambda c: c.order % 2 == 1) == odd[:3]
 
 
 def test_the_exact_dense_list_is_the_cosine_ranking_and_agrees_with_hnsw_here(retrievers) -> None:
