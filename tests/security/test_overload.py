@@ -123,8 +123,8 @@ def test_openai_streams_are_refused_with_503_when_busy_and_release_their_slot(bu
 
 
 def test_answer_slots_default_to_the_cpus_without_an_llm_and_to_eight_with_one(monkeypatch) -> None:
-    """The answer work is CPU-bound without an LLM: more at once than CPUs only contend (on 2 CPUs, 10 clients:
-    p95 ~240 ms with 8 slots, ~190 ms with 2, same p50); with an LLM a slot mostly waits on the model."""
+    """The answer work is CPU-bound without an LLM (one slot per CPU); with an LLM a slot mostly waits on the model
+    (8). An explicit MAX_CONCURRENT_ANSWERS wins; a negative one is refused."""
     import os
 
     from pydantic import ValidationError
