@@ -194,21 +194,21 @@ class IndexSnapshot:
 
     def containing(self, term: str, ignore_space: bool = False) -> list[int]:
         """Positions of the clauses whose text contains ``term`` (a plain substring test; with
-        ``ignore_space``, in the text without its whitespace), in order. A term of CJK characters only is
-        looked up through the lexical index's postings (every clause holding it holds all its characters,
-        and its bigrams unless whitespace splits them); anything else is a scan of every clause."""
+        ``ignore_space``, in the text without its whitespace), in order. Without ``ignore_space`` this is
+        :meth:`containing_all` of the one term. With it, a term of CJK characters only is looked up through the
+        postings of its characters (whitespace may split its bigrams); anything else is a scan of every clause."""
+        if not ignore_space:
+            return self.containing_all([term])
+
         def has(text: str) -> bool:
-            return term in (_SPACE.sub("", text) if ignore_space else text)
+            return term in _SPACE.sub("", text)
 
         if term and _ALL_CJK.fullmatch(term):
-            if ignore_space:
-                found: np.ndarray | None = None
-                for ch in set(term):
-                    docs = self.lexical.postings(ch)
-                    found = docs if found is None else intersect_sorted(found, docs)
-                candidates = found if found is not None else np.zeros(0, dtype=np.int64)
-            else:
-                candidates = self.lexical.postings(term)
+            found: np.ndarray | None = None
+            for ch in set(term):
+                docs = self.lexical.postings(ch)
+                found = docs if found is None else intersect_sorted(found, docs)
+            candidates = found if found is not None else np.zeros(0, dtype=np.int64)
             return [int(i) for i in candidates if has(self.clauses[int(i)].text)]
         return [i for i, c in enumerate(self.clauses) if has(c.text)]
 
