@@ -110,7 +110,7 @@ class PolicyAssistant:
                 raise
             self.embedding_notice = f"e5-small is not available here ({exc}); using use-m3"
             log.warning(self.embedding_notice)
-            inner = make_embedder("use-m3", threads=self.settings.num_threads)
+            inner = make_embedder("use-m3", threads=self.settings.num_threads, passage_threads=self.settings.passage_threads)
         return CachedEmbedder(inner, VectorCache(inner.spec, self.settings.data_dir / "vectors"))
 
     @cached_property

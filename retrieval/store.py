@@ -29,6 +29,8 @@ import json
 import logging
 import time
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -45,8 +47,9 @@ log = logging.getLogger(__name__)
 
 #: Records per Chroma write (and per delete); capped by the client's maximum batch size.
 _BATCH = 2000
-#: Clauses embedded per call during a write (a large batch: one vector-cache shard each, bounded memory).
-_EMBED_BATCH = 4096
+#: Clauses embedded per part of a write: large enough for batched embedding, small enough that Chroma's writing of
+#: one part overlaps the embedding of the next (see ``ClauseStore._add_records``).
+_EMBED_BATCH = 512
 
 
 def _names(doc_ids: list[str]) -> str:
@@ -237,19 +240,7 @@ class ClauseStore:
         doc_ids = [p.meta.doc_id for p in todo]
         clauses = [(c, _generation(p.content_hash)) for p in todo for c in p.clauses]
         try:
-            for lo in range(0, len(clauses), _EMBED_BATCH):
-                part = clauses[lo:lo + _EMBED_BATCH]
-                texts = [c.text for c, _ in part]
-                vectors = np.asarray(self.embedder.embed_documents(texts), dtype=np.float32)
-                ids = [f"{c.clause_id}@{gen}" for c, gen in part]
-                metadatas: list[Any] = [self._metadata(c, gen) for c, gen in part]
-                for start in range(0, len(part), self._write_batch()):
-                    end = start + self._write_batch()
-                    self.collection.upsert(  # no ``documents``: the text travels in the metadata (see _metadata)
-                        ids=ids[start:end],
-                        embeddings=vectors[start:end],  # type: ignore[arg-type]
-                        metadatas=metadatas[start:end],
-                    )
+            self._add_records(clauses)
             # Commit point: the registry now names the new generations (one write for the whole batch).
             at = time.time() if ingested_at is None else float(ingested_at)
             step = self._write_batch()
@@ -280,6 +271,37 @@ class ClauseStore:
         for i in changed:
             flags[i] = True
         return flags
+
+    def _add_records(self, clauses: list[tuple[Clause, str]]) -> None:
+        """Embed and add the records of a write, invisible to readers until the registry names their generation.
+
+        Pipelined: while one part's records go into Chroma on a writer thread (its Rust core runs without the
+        GIL), the next part is embedded here; at most one part is in flight, and every part is in Chroma when
+        this returns. An embedder with ``holding()`` (the vector cache) writes its cache file once at the end.
+        """
+        holding = getattr(self.embedder, "holding", None)
+        with holding() if holding is not None else nullcontext(), \
+                ThreadPoolExecutor(1, thread_name_prefix="chroma-write") as writer:
+            pending: Future[None] | None = None
+            for lo in range(0, len(clauses), _EMBED_BATCH):
+                part = clauses[lo:lo + _EMBED_BATCH]
+                vectors = np.asarray(self.embedder.embed_documents([c.text for c, _ in part]), dtype=np.float32)
+                ids = [f"{c.clause_id}@{gen}" for c, gen in part]
+                metadatas: list[Any] = [self._metadata(c, gen) for c, gen in part]
+                if pending is not None:
+                    pending.result()
+                pending = writer.submit(self._upsert_records, ids, vectors, metadatas)
+            if pending is not None:
+                pending.result()
+
+    def _upsert_records(self, ids: list[str], vectors: np.ndarray, metadatas: list[Any]) -> None:
+        step = self._write_batch()
+        for start in range(0, len(ids), step):
+            self.collection.upsert(  # no ``documents``: the text travels in the metadata (see _metadata)
+                ids=ids[start:start + step],
+                embeddings=vectors[start:start + step],  # type: ignore[arg-type]
+                metadatas=metadatas[start:start + step],
+            )
 
     def cleanup(self, doc_id: str) -> int:
         """Right after a failed write: delete the document's clauses that its committed generation does not name.

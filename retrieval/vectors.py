@@ -21,6 +21,8 @@ import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -153,15 +155,39 @@ class CachedEmbedder:
         self.spec = inner.spec
         #: Seconds spent in the model embedding passages (for ingest timing).
         self.embed_seconds = 0.0
+        self._held: dict[str, np.ndarray] | None = None
+
+    @contextmanager
+    def holding(self) -> Iterator[None]:
+        """Passages embedded inside the block go into the cache as one shard when it ends (a bulk write that
+        embeds in parts writes one cache file, not one per part).
+
+        >>> with embedder.holding():  # doctest: +SKIP
+        ...     for part in parts: embedder.embed_documents(part)
+        """
+        if self._held is not None:  # nested: the outer block writes
+            yield
+            return
+        self._held = {}
+        try:
+            yield
+        finally:
+            held, self._held = self._held, None
+            if held:
+                self.cache.put_many(list(held), np.stack(list(held.values())))
 
     def embed_documents(self, texts: list[str]) -> np.ndarray:
-        found = [self.cache.get(t) for t in texts]
+        held = self._held
+        found = [self.cache.get(t) if held is None or t not in held else held[t] for t in texts]
         missing = list(dict.fromkeys(texts[i] for i, v in enumerate(found) if v is None))  # each text once
         if missing:
             started = time.perf_counter()
             fresh = self.inner.embed_documents(missing)
             self.embed_seconds += time.perf_counter() - started
-            self.cache.put_many(missing, fresh)
+            if held is not None:
+                held.update(zip(missing, np.asarray(fresh, dtype=np.float16)))
+            else:
+                self.cache.put_many(missing, fresh)
             by_text = dict(zip(missing, fresh))
             found = [by_text[t] if v is None else v for t, v in zip(texts, found)]
         if not texts:

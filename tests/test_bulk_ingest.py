@@ -192,3 +192,49 @@ def test_ingest_paths_parses_everything_first_commits_once_and_resumes(tmp_path,
     assert [changed for _, changed in out] == [False, False, True, True] and bumps == [1, 1] and refreshes == [1]
     assert sorted(a.store.documents()) == [f"own{i}" for i in range(4)]
     assert all(a.sources.get(p.meta.doc_id, p.content_hash) for p, _ in out)  # every source is kept
+
+
+def test_a_write_in_several_parts_overlaps_embedding_and_chroma_and_stays_all_or_nothing(store, monkeypatch) -> None:
+    """Parts of ``_EMBED_BATCH`` clauses: each part's Chroma write runs on a writer thread while the next part is
+    embedded; every record is in Chroma before the commit, and a failed part's write fails the whole batch."""
+    import threading
+
+    monkeypatch.setattr(store_module, "_EMBED_BATCH", 4)
+    monkeypatch.setattr(store_module, "_BATCH", 3)
+    writers: set[str] = set()
+    inner = store.collection
+
+    class Recording(FailingCollection):
+        def upsert(self, *args, **kwargs):
+            writers.add(threading.current_thread().name)
+            return super().upsert(*args, **kwargs)
+
+    store.collection = Recording(inner, fail_on=0)
+    assert store.upsert_many([parsed(f"d{i}", "v1") for i in range(3)]) == [True] * 3
+    assert store.embedder.calls == [4, 4, 4, 3]  # 15 clauses in parts of 4
+    assert writers and all(name.startswith("chroma-write") for name in writers)
+    assert len(store.clauses()) == 15 and store.repair() == 0
+    before = state(store)
+    store.collection = Recording(inner, fail_on=3)  # the second part's first write
+    with pytest.raises(InternalError):
+        store.upsert_many([parsed("d0", "v2"), parsed("new", "v1")])
+    store.collection = inner
+    assert state(store) == before and store.repair() == 0
+
+
+def test_a_cached_embedder_writes_one_cache_shard_for_a_write_in_parts(tmp_path, monkeypatch) -> None:
+    from retrieval.vectors import CachedEmbedder, VectorCache
+
+    monkeypatch.setattr(store_module, "_EMBED_BATCH", 4)
+    inner = StubEmbedder()
+    cached = CachedEmbedder(inner, VectorCache("stub-8", tmp_path / "vectors"))
+    store = ClauseStore(make_client(tmp_path / "chroma"), cached, prefix="t")
+    docs = [parsed("a", "v1"), parsed("b", "v1", n=4)]
+    docs.append(parsed("c", "v1"))
+    docs[2].clauses[0] = docs[2].clauses[0].model_copy(update={"text": docs[0].clauses[0].text})  # a text twice
+    assert store.upsert_many(docs) == [True] * 3
+    assert sum(inner.calls) == 13  # the repeated text is embedded once, across parts
+    shards = sorted((tmp_path / "vectors").rglob("shard-*.npz"))
+    assert len(shards) == 1
+    again = VectorCache("stub-8", tmp_path / "vectors")
+    assert len(again) == 13
