@@ -17,6 +17,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -324,6 +325,7 @@ class HybridRetriever:
         self.check_every_s = check_every_s
         self._checked_at = 0.0
         self.lexical_dir = lexical_dir
+        self._pool: ThreadPoolExecutor | None = None
 
     @property
     def snapshot(self) -> IndexSnapshot:
@@ -398,41 +400,43 @@ class HybridRetriever:
             lists.append(ranking)
         return lists
 
-    def _run(self, query: str, k: int, doc_id: str | None, section: str | None) -> list[Hit]:
-        snap = self.snapshot
-        if not snap.clauses:
-            return []
+    def _helpers(self) -> ThreadPoolExecutor:
+        if self._pool is None:
+            with self._lock:
+                if self._pool is None:
+                    self._pool = ThreadPoolExecutor(2, thread_name_prefix="retrieval")
+        return self._pool
 
-        def keep(i: int) -> bool:
-            c = snap.clauses[i]
-            if doc_id and c.doc_id != doc_id:
-                return False
-            if section and not (c.clause_id.startswith(section) or any(section in p for p in c.path)):
-                return False
-            return True
-
+    def _dense_list(self, query: str, snap: IndexSnapshot, keep: Callable[[int], bool], doc_id: str | None,
+                    section: str | None) -> tuple[dict[int, float], list[str], list[float] | None]:
+        """The primary model's ranking: exact cosines over the snapshot up to ``exact_max`` clauses, else Chroma."""
         dense: dict[int, float] = {}
         dense_rank: list[str] = []
-        vector: list[float] | None = None
-        if self.mode in ("hybrid", "dense"):
-            vector = self.store.embedder.embed_query(query).tolist()
-            want = self.candidates if not section else max(self.candidates, 200)
-            if len(snap.clauses) <= self.exact_max:  # exact: the same ranking in every process, no HNSW misses
-                pool = snap.positions([doc_id]) if doc_id else None
-                sims_all = snap.vectors(self.store, pool) @ np.asarray(vector, dtype=np.float32)
-                for j in stable_order(sims_all, want):
-                    i = j if pool is None else int(pool[j])
-                    if keep(i):
-                        dense[i] = float(sims_all[j])
-                        dense_rank.append(str(i))
-                        if len(dense_rank) >= want:
-                            break
-            else:
-                for cid, sim in self.store.query(vector, want, doc_id=doc_id, limit=len(snap.chroma_ids)):
-                    found = snap.by_chroma_id.get(cid)
-                    if found is not None and keep(found):
-                        dense[found] = sim
-                        dense_rank.append(str(found))
+        if self.mode not in ("hybrid", "dense"):
+            return dense, dense_rank, None
+        vector = self.store.embedder.embed_query(query).tolist()
+        want = self.candidates if not section else max(self.candidates, 200)
+        if len(snap.clauses) <= self.exact_max:  # exact: the same ranking in every process, no HNSW misses
+            pool = snap.positions([doc_id]) if doc_id else None
+            sims_all = snap.vectors(self.store, pool) @ np.asarray(vector, dtype=np.float32)
+            for j in stable_order(sims_all, want):
+                i = j if pool is None else int(pool[j])
+                if keep(i):
+                    dense[i] = float(sims_all[j])
+                    dense_rank.append(str(i))
+                    if len(dense_rank) >= want:
+                        break
+        else:
+            for cid, sim in self.store.query(vector, want, doc_id=doc_id, limit=len(snap.chroma_ids)):
+                found = snap.by_chroma_id.get(cid)
+                if found is not None and keep(found):
+                    dense[found] = sim
+                    dense_rank.append(str(found))
+        return dense, dense_rank, vector
+
+    def _side_lists(self, query: str, snap: IndexSnapshot, keep: Callable[[int], bool], doc_id: str | None,
+                    section: str | None) -> tuple[np.ndarray | None, list[str], dict[int, float], list[str]]:
+        """The secondary model's cosines (every clause) and ranking, and the lexical scores and ranking."""
         second_rank: list[str] = []
         sims: np.ndarray | None = None
         if self.secondary is not None and snap.secondary is not None:
@@ -453,6 +457,31 @@ class HybridRetriever:
                     lexical_rank.append(str(i))
                     if len(lexical_rank) >= self.candidates:
                         break
+        return sims, second_rank, lexical, lexical_rank
+
+    def _run(self, query: str, k: int, doc_id: str | None, section: str | None) -> list[Hit]:
+        snap = self.snapshot
+        if not snap.clauses:
+            return []
+
+        def keep(i: int) -> bool:
+            c = snap.clauses[i]
+            if doc_id and c.doc_id != doc_id:
+                return False
+            if section and not (c.clause_id.startswith(section) or any(section in p for p in c.path)):
+                return False
+            return True
+
+        side: Future[tuple[np.ndarray | None, list[str], dict[int, float], list[str]]] | None = None
+        if self.mode in ("hybrid", "dense"):
+            # the secondary and lexical lists are made on a helper thread while the primary model encodes the
+            # query here (its engine runs without the GIL): the same lists, sooner
+            side = self._helpers().submit(self._side_lists, query, snap, keep, doc_id, section)
+        try:
+            dense, dense_rank, vector = self._dense_list(query, snap, keep, doc_id, section)
+        finally:
+            sims, second_rank, lexical, lexical_rank = (side.result() if side is not None
+                                                        else self._side_lists(query, snap, keep, doc_id, section))
         rankings = [dense_rank, lexical_rank]
         weights = [self.dense_weight, 1.0]
         if second_rank:

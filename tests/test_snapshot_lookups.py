@@ -94,3 +94,51 @@ def test_the_exact_dense_list_is_the_cosine_ranking_and_agrees_with_hnsw_here(re
         assert [h.clause.clause_id for h in hits] == \
             [snap.clauses[in_doc[j]].clause_id for j in np.argsort(-sims[in_doc], kind="stable")[:5]]
         assert all(abs(h.dense - float(sims[snap.by_clause_id[h.clause.clause_id]])) < 1e-5 for h in hits)
+
+
+def test_the_secondary_and_lexical_lists_are_made_beside_the_primary_query_and_equal_the_serial_ones(retrievers) -> None:
+    """While the primary model encodes the query on the calling thread, a helper thread makes the secondary and
+    lexical lists; the fused hits are those of the same lists made one after the other."""
+    import threading
+
+    exact, _ = retrievers
+    threads: dict[str, set[str]] = {"primary": set(), "secondary": set()}
+
+    class Recording(HashEmbedder):
+        def __init__(self, role: str) -> None:
+            self.role = role
+
+        def embed_query(self, text: str) -> np.ndarray:
+            threads[self.role].add(threading.current_thread().name)
+            return super().embed_query(text)
+
+    store = exact.store
+    store.embedder = Recording("primary")
+    try:
+        hybrid = HybridRetriever(store, mode="hybrid", candidates=20, secondary=Recording("secondary"))
+        for query in ("数据跨境的管理", "外籍人才 Data export", "第7条"):
+            hits = hybrid.run(query, k=15)
+            # the same lists made serially on this thread, fused the same way
+            helpers = hybrid._helpers
+            hybrid._helpers = lambda: _Inline()  # type: ignore[method-assign]
+            serial = hybrid.run(query, k=15)
+            hybrid._helpers = helpers  # type: ignore[method-assign]
+            assert [(h.clause.clause_id, h.score, h.dense, h.lexical, h.secondary) for h in hits] == \
+                [(h.clause.clause_id, h.score, h.dense, h.lexical, h.secondary) for h in serial]
+            assert hits and any(h.lexical for h in hits) and all(h.secondary is not None for h in hits)
+        assert threads["primary"] == {threading.current_thread().name}
+        assert any(name.startswith("retrieval") for name in threads["secondary"])
+        assert threading.current_thread().name in threads["secondary"]  # the inline runs
+    finally:
+        store.embedder = HashEmbedder()
+
+
+class _Inline:
+    """An executor that runs the task at once on the calling thread."""
+
+    def submit(self, fn, *args):
+        from concurrent.futures import Future
+
+        future: Future = Future()
+        future.set_result(fn(*args))
+        return future
