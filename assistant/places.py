@@ -89,6 +89,9 @@ class Gazetteer:
 
     def __init__(self, places: dict[str, Place]) -> None:
         self.places = places
+        self._forms: dict[str, list[str]] = {}
+        for n, p in places.items():
+            self._forms.setdefault(p.canonical, []).append(n)
         names = sorted((n for n in places if len(n) >= 2), key=len, reverse=True)
         self._zh = re.compile("|".join(map(re.escape, names))) if names else None
         self._en = re.compile(r"\b(" + "|".join(map(re.escape, sorted(_EN_NAMES, key=len, reverse=True))) + r")\b",
@@ -120,8 +123,8 @@ class Gazetteer:
         return canonical in (HOME_CITY, "福建省") or (p is not None and HOME_CITY in p.city.split("|"))
 
     def surface_forms(self, canonical: str) -> list[str]:
-        """Every name in the table for ``canonical`` (厦门市 → 厦门市, 厦门)."""
-        return [n for n, p in self.places.items() if p.canonical == canonical]
+        """Every name in the table for ``canonical`` (厦门市 → 厦门市, 厦门), in the table's order."""
+        return list(self._forms.get(canonical, ()))
 
 
 if __name__ == "__main__":  # pragma: no cover - build step

@@ -104,8 +104,14 @@ def coverage(weights: dict[str, float], text: str) -> float:
     total = sum(weights.values())
     if total <= 0:
         return 0.0
-    haystack = unicodedata.normalize("NFKC", text).lower()
+    haystack = _folded(text)
     return sum(w for t, w in weights.items() if t in haystack) / total
+
+
+@functools.lru_cache(maxsize=8192)
+def _folded(text: str) -> str:
+    """NFKC, lower-cased: the form coverage tests terms in (clause texts recur across questions)."""
+    return unicodedata.normalize("NFKC", text).lower()
 
 
 def clip(text: str, limit: int) -> str:
