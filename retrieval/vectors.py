@@ -160,10 +160,11 @@ class CachedEmbedder:
     @contextmanager
     def holding(self) -> Iterator[None]:
         """Passages embedded inside the block go into the cache as one shard when it ends (a bulk write that
-        embeds in parts writes one cache file, not one per part).
+        embeds in parts writes one cache file, not one per part). Usage::
 
-        >>> with embedder.holding():  # doctest: +SKIP
-        ...     for part in parts: embedder.embed_documents(part)
+            with embedder.holding():
+                for part in parts:
+                    embedder.embed_documents(part)
         """
         if self._held is not None:  # nested: the outer block writes
             yield
