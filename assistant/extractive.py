@@ -156,7 +156,7 @@ class ExtractiveAnswerer:
         terms = list(r.query.topic_terms)
         snap = self.retriever.snapshot
         plan_only = bool(_PLAN_INTENT.search(r.condensed.core))
-        plan_ids = {d for d, doc in snap.documents.items() if doc.meta.kind == "plan"}
+        plan_ids = set(snap.kinds.get("plan", ()))
         section = self.section_items(r)
         if section:  # "保障措施包括哪些方面", "第（十四）项列出了哪些事项": the section's own items
             return section
@@ -171,7 +171,9 @@ class ExtractiveAnswerer:
         terms = [self._stem(t, snap, in_pool) for t in terms]
         weights = self._weights(terms)
         # in position order: past the first max_set_items no clause can make the cut below (sorted by position)
-        matched = [snap.clauses[i] for i in snap.containing_all(terms, limit=self.max_set_items, where=in_pool)]
+        within = snap.positions(sorted(plan_ids)) if plan_only else None
+        matched = [snap.clauses[i] for i in snap.containing_all(terms, limit=self.max_set_items, where=in_pool,
+                                                                 within=within)]
         if len(matched) < 2 and len(terms) > 1:
             matched = [h.clause for h in r.hits[:20] if in_pool(h.clause) and coverage(weights, h.clause.text) >= 0.6]
             matched = list({c.clause_id: c for c in matched}.values())
@@ -197,7 +199,7 @@ class ExtractiveAnswerer:
         """
         question = r.condensed.core
         snap = self.retriever.snapshot
-        plans = [d for d, doc in snap.documents.items() if doc.meta.kind == "plan"]
+        plans = snap.kinds.get("plan", [])
         headings: dict[str, str] = {}
         for doc_id in plans:
             for c in snap.of_document(doc_id):

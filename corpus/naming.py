@@ -37,6 +37,14 @@ class NameTable:
     def __init__(self, documents: Mapping[str, DocumentMeta]) -> None:
         self.entries = sorted(((name.lower(), doc_id, meta.kind) for doc_id, meta in documents.items()
                                for name in names_of(meta)), key=lambda e: -len(e[0]))
+        # entries by their first two characters: a text can only hold the names whose first pair it holds
+        self._by_pair: dict[str, list[int]] = {}
+        self._short: list[int] = []  # one-character names
+        for i, (name, _, _) in enumerate(self.entries):
+            if len(name) < 2:
+                self._short.append(i)
+            else:
+                self._by_pair.setdefault(name[:2], []).append(i)
 
     def named(self, text: str, min_len: int = 3, skip_kinds: tuple[str, ...] = ()) -> list[str]:
         """Ids of the documents ``text`` names, in the order of their first mention (see the module docstring).
@@ -47,7 +55,11 @@ class NameTable:
         lowered = text.lower()
         claimed = [False] * len(lowered)
         first: dict[str, int] = {}
-        for name, doc_id, kind in self.entries:
+        candidates = set(self._short)
+        for k in range(len(lowered) - 1):
+            candidates.update(self._by_pair.get(lowered[k:k + 2], ()))
+        for i in sorted(candidates):  # the table's order: longest names first
+            name, doc_id, kind = self.entries[i]
             if len(name) < min_len or kind in skip_kinds:
                 continue
             start = lowered.find(name)

@@ -182,6 +182,14 @@ class IndexSnapshot:
         return runs
 
     @cached_property
+    def kinds(self) -> dict[str, list[str]]:
+        """Document ids by kind (``plan``, ``law``…), in the documents' order."""
+        out: dict[str, list[str]] = {}
+        for doc_id, doc in self.documents.items():
+            out.setdefault(doc.meta.kind, []).append(doc_id)
+        return out
+
+    @cached_property
     def names(self) -> NameTable:
         """The documents' names, for finding which documents a text names."""
         return NameTable({d: doc.meta for d, doc in self.documents.items()})
@@ -214,21 +222,23 @@ class IndexSnapshot:
         return [i for i, c in enumerate(self.clauses) if has(c.text)]
 
     def containing_all(self, terms: list[str], limit: int | None = None,
-                       where: Callable[[Clause], bool] | None = None) -> list[int]:
+                       where: Callable[[Clause], bool] | None = None,
+                       within: np.ndarray | None = None) -> list[int]:
         """Positions of the clauses whose text contains every one of ``terms`` (plain substring tests), in order;
-        with ``where`` only clauses it accepts, with ``limit`` only the first ``limit`` of them. The postings of the
-        CJK terms are intersected first, so only clauses holding all their bigrams are tested (a scan of every
-        clause when no term is all CJK)."""
+        with ``where`` only clauses it accepts, with ``within`` (sorted positions, e.g. :meth:`positions` of some
+        documents) only those, with ``limit`` only the first ``limit`` of them. The postings of the CJK terms are
+        intersected first, so only clauses holding all their bigrams are tested (a scan of every clause, or of
+        ``within``, when no term is all CJK)."""
         cjk = sorted((t for t in set(terms) if t and _ALL_CJK.fullmatch(t)), key=self.lexical.max_count)
         if cjk:
-            found = self.lexical.postings(cjk[0])
-            for term in cjk[1:]:
+            found = self.lexical.postings(cjk[0]) if within is None else within
+            for term in (cjk if within is not None else cjk[1:]):
                 if not found.size:
                     break
                 found = intersect_sorted(found, self.lexical.postings(term))
             candidates: Iterable[int] = found.tolist()
         else:
-            candidates = range(len(self.clauses))
+            candidates = range(len(self.clauses)) if within is None else within.tolist()
         out: list[int] = []
         for i in candidates:
             c = self.clauses[i]

@@ -30,3 +30,40 @@ def test_titles_aliases_and_case():
     assert documents_named("what does the dsl say", DOCS) == ["dsl"]
     assert documents_named("what does the dsl say", DOCS, min_len=4) == []  # names shorter than min_len do not count
     assert documents_named("公司法怎么规定", DOCS) == []
+
+
+def _scan(table, text: str, min_len: int = 3, skip_kinds: tuple[str, ...] = ()) -> list[str]:
+    """The table's rule as a scan of every name (the reference for the candidate lookup)."""
+    lowered = text.lower()
+    claimed = [False] * len(lowered)
+    first: dict[str, int] = {}
+    for name, doc_id, kind in table.entries:
+        if len(name) < min_len or kind in skip_kinds:
+            continue
+        start = lowered.find(name)
+        while start >= 0:
+            end = start + len(name)
+            if not all(claimed[start:end]):
+                claimed[start:end] = [True] * (end - start)
+                first[doc_id] = min(first.get(doc_id, start), start)
+            start = lowered.find(name, start + 1)
+    return sorted(first, key=lambda d: first[d])
+
+
+def test_the_candidate_lookup_finds_what_a_scan_of_every_name_finds() -> None:
+    import random
+
+    from corpus.manifest import shipped_documents
+    from corpus.naming import NameTable, names_of
+
+    metas = {d.meta.doc_id: d.meta for d in shipped_documents()}
+    metas["x"] = DocumentMeta(doc_id="x", title="X", aliases=["法", "Data"])  # one-character names too
+    table = NameTable(metas)
+    names = sorted({n for m in metas.values() for n in names_of(m)})
+    rng = random.Random(5)
+    fillers = ["第三条", "和", "怎么规定", " what does ", "与", "？", "实施条例", "中华人民共和国", "DATA law"]
+    for _ in range(400):
+        text = "".join(rng.choice(names + fillers) for _ in range(rng.randint(1, 5)))
+        for min_len in (1, 2, 3):
+            assert table.named(text, min_len) == _scan(table, text, min_len), text
+        assert table.named(text, 2, ("plan",)) == _scan(table, text, 2, ("plan",)), text

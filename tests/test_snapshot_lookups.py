@@ -77,6 +77,11 @@ def test_containing_matches_a_substring_scan(retrievers, term: str) -> None:
         assert snap.containing_all(terms) == every
         odd = [i for i in every if snap.clauses[i].order % 2]
         assert snap.containing_all(terms, limit=3, where=lambda c: c.order % 2 == 1) == odd[:3]
+        for docs in (["bb"], ["a", "ccc"], ["missing"]):
+            within = snap.positions(docs)
+            assert snap.containing_all(terms, within=within) == [i for i in every if snap.clauses[i].doc_id in docs]
+            assert snap.containing_all(terms, limit=2, where=lambda c: c.order % 2 == 1, within=within) == \
+                [i for i in odd if snap.clauses[i].doc_id in docs][:2]
 
 
 def test_the_exact_dense_list_is_the_cosine_ranking_and_agrees_with_hnsw_here(retrievers) -> None:
