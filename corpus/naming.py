@@ -53,12 +53,16 @@ class NameTable:
         documents of these kinds are not looked for (their names then claim nothing either).
         """
         lowered = text.lower()
-        claimed = [False] * len(lowered)
-        first: dict[str, int] = {}
         candidates = set(self._short)
         for k in range(len(lowered) - 1):
             candidates.update(self._by_pair.get(lowered[k:k + 2], ()))
-        for i in sorted(candidates):  # the table's order: longest names first
+        return self._claim(lowered, sorted(candidates), min_len, skip_kinds)
+
+    def _claim(self, lowered: str, entries: list[int], min_len: int, skip_kinds: tuple[str, ...]) -> list[str]:
+        """The rule of :meth:`named` over these entries (positions in the table, in its order: longest first)."""
+        claimed = [False] * len(lowered)
+        first: dict[str, int] = {}
+        for i in entries:
             name, doc_id, kind = self.entries[i]
             if len(name) < min_len or kind in skip_kinds:
                 continue

@@ -33,21 +33,8 @@ def test_titles_aliases_and_case():
 
 
 def _scan(table, text: str, min_len: int = 3, skip_kinds: tuple[str, ...] = ()) -> list[str]:
-    """The table's rule as a scan of every name (the reference for the candidate lookup)."""
-    lowered = text.lower()
-    claimed = [False] * len(lowered)
-    first: dict[str, int] = {}
-    for name, doc_id, kind in table.entries:
-        if len(name) < min_len or kind in skip_kinds:
-            continue
-        start = lowered.find(name)
-        while start >= 0:
-            end = start + len(name)
-            if not all(claimed[start:end]):
-                claimed[start:end] = [True] * (end - start)
-                first[doc_id] = min(first.get(doc_id, start), start)
-            start = lowered.find(name, start + 1)
-    return sorted(first, key=lambda d: first[d])
+    """The table's rule over every name, without the candidate lookup (the reference it must agree with)."""
+    return table._claim(text.lower(), list(range(len(table.entries))), min_len, skip_kinds)
 
 
 def test_the_candidate_lookup_finds_what_a_scan_of_every_name_finds() -> None:
