@@ -171,7 +171,7 @@ class ExtractiveAnswerer:
         terms = [self._stem(t, snap, in_pool) for t in terms]
         weights = self._weights(terms)
         # in position order: past the first max_set_items no clause can make the cut below (sorted by position)
-        within = snap.positions(sorted(plan_ids)) if plan_only else None
+        within = snap.positions(snap.kinds.get("plan", [])) if plan_only else None
         matched = [snap.clauses[i] for i in snap.containing_all(terms, limit=self.max_set_items, where=in_pool,
                                                                  within=within)]
         if len(matched) < 2 and len(terms) > 1:
@@ -284,8 +284,9 @@ class ExtractiveAnswerer:
         """What the live index holds, in words: "福州实施方案、13部国家法律法规及2份其他文件" (counts from the
         snapshot, so uploads and removals are reflected)."""
         shipped = {s.meta.doc_id for s in shipped_documents() if s.meta.kind != "plan"}
-        docs = self.retriever.snapshot.documents
-        plan = any(d.meta.kind == "plan" for d in docs.values())
+        snap = self.retriever.snapshot
+        docs = snap.documents
+        plan = "plan" in snap.kinds
         national = sum(1 for d in docs if d in shipped)
         other = sum(1 for d, info in docs.items() if d not in shipped and info.meta.kind != "plan")
         if lang == "en":

@@ -94,27 +94,23 @@ class UseM3Embedder:
     def embed_documents(self, texts: list[str]) -> np.ndarray:
         if not texts:
             return np.zeros((0, 512), dtype=np.float32)
+        chunks = [texts[i:i + self.batch_size] for i in range(0, len(texts), self.batch_size)]
         if self.passage_threads > 1 and len(texts) >= self.PARALLEL_FROM:
-            return _unit(self._embed_parallel(list(texts)))
-        return _unit(self._embed_serial(texts))
+            return _unit(np.vstack(self._encode_parallel(chunks)))
+        return _unit(np.vstack([self._model.encode(chunk) for chunk in chunks]))
 
-    def _embed_serial(self, texts: list[str]) -> np.ndarray:
-        parts = [self._model.encode(texts[i:i + self.batch_size]) for i in range(0, len(texts), self.batch_size)]
-        return np.vstack(parts)
-
-    def _embed_parallel(self, texts: list[str]) -> np.ndarray:
+    def _encode_parallel(self, chunks: list[list[str]]) -> list[np.ndarray]:
+        """The chunks' vectors, in order, each chunk encoded by whichever of ``passage_threads`` threads is free."""
         from concurrent.futures import ThreadPoolExecutor
 
         from threadpoolctl import threadpool_limits
 
         if self._pool is None:
             self._pool = ThreadPoolExecutor(self.passage_threads, thread_name_prefix="use-m3")
-        # Interleaved parts of batch_size texts, so neighbouring (similar-length) texts spread evenly.
-        chunks = [texts[i:i + self.batch_size] for i in range(0, len(texts), self.batch_size)]
         # One process-wide BLAS limit around all parts: each part's own limit then saves and restores the
         # same value, so parts ending at different times cannot leave another part on more threads.
         with threadpool_limits(limits=1, user_api="blas"):
-            return np.vstack(list(self._pool.map(self._model.encode, chunks)))
+            return list(self._pool.map(self._model.encode, chunks))
 
     def embed_query(self, text: str) -> np.ndarray:
         return _unit(self._model.encode([text]))[0]
