@@ -147,7 +147,8 @@ class PolicyAssistant:
                                dense_weight=self.settings.dense_weight, secondary=secondary,
                                check_every_s=self.settings.replica_check_s,
                                lexical_dir=self.settings.data_dir / "lexical",
-                               exact_max=self.settings.exact_search_max_clauses)
+                               exact_max=self.settings.exact_search_max_clauses,
+                               english_terms=self.settings.english_dictionary_terms)
 
     @property
     def backend(self) -> str:

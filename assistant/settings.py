@@ -54,6 +54,8 @@ class Settings(BaseSettings):
     num_threads: int = 1
     passage_threads: int = 2  # e5-small: threads for batches of clauses (uploads, ingest); queries use num_threads
     exact_search_max_clauses: int = 20000  # up to this many clauses the dense list is an exact cosine ranking
+    #: English questions: dictionary (CC-CEDICT) translations per word the glossary lacks, added to the lexical query
+    english_dictionary_terms: int = Field(default=4, ge=0)
 
     # answers
     max_question_chars: int = 1000

@@ -27,6 +27,7 @@ from pydantic import BaseModel
 
 from corpus.models import Clause
 from corpus.naming import NameTable
+from retrieval.dictionary import EnglishDictionary
 from retrieval.embeddings import Embedder
 from retrieval.fusion import reciprocal_rank_fusion
 from retrieval.glossary import expand_query
@@ -35,10 +36,11 @@ from retrieval.store import ClauseStore, StoredDocument, compact_clause
 
 MODES = ("hybrid", "dense", "lexical")
 
-def lexical_query(query: str) -> str:
-    """The text BM25 sees: an English query gets the Chinese glossary terms of its domain words."""
+def lexical_query(query: str, extra: list[str] | None = None) -> str:
+    """The text BM25 sees: an English query gets the Chinese glossary terms of its domain words, and
+    ``extra`` (dictionary words of the rest, see :meth:`IndexSnapshot.english_terms`)."""
     if detect_lang(query) == "en":
-        return f"{query} {expand_query(query)}"
+        return " ".join([query, expand_query(query), *(extra or [])])
     return query
 
 
@@ -117,6 +119,8 @@ class IndexSnapshot:
     generation: str = ""
     #: Primary-model unit vectors read so far: by position, or all of them under -1 (see :meth:`vectors`).
     _vectors: dict[int, np.ndarray] = field(default_factory=dict, repr=False, compare=False)
+    #: How many clauses contain a word, for the words :meth:`english_terms` has looked up.
+    _word_counts: dict[str, int] = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
     def build(cls, store: ClauseStore, secondary: Embedder | None = None,
@@ -193,6 +197,31 @@ class IndexSnapshot:
     def names(self) -> NameTable:
         """The documents' names, for finding which documents a text names."""
         return NameTable({d: doc.meta for d, doc in self.documents.items()})
+
+    def count(self, word: str) -> int:
+        """How many clauses contain ``word`` (a substring test on the candidates its postings give; cached)."""
+        found = self._word_counts.get(word)
+        if found is None:
+            if self.lexical.is_token(word):
+                found = self.lexical.df(word)
+            else:
+                found = sum(1 for i in self.lexical.postings(word) if word in self.clauses[int(i)].text)
+            self._word_counts[word] = found
+        return found
+
+    def english_terms(self, query: str, per_word: int = 4) -> list[str]:
+        """Chinese words this corpus uses that translate the English words of ``query`` the glossary lacks:
+        for each such word its ``per_word`` CC-CEDICT headwords found in the fewest clauses (the most specific).
+        For example ``"Can we reinvest our profits?"`` gives the corpus's words for "reinvest" ("profits" is
+        a glossary word already).
+        """
+        if per_word <= 0 or detect_lang(query) != "en":
+            return []
+        out: list[str] = []
+        for heads in EnglishDictionary.load().candidates(query, known=lambda h: self.count(h) > 0):
+            used = sorted((h for h in heads if self.count(h) > 0), key=lambda h: (self.count(h), h))
+            out += [h for h in used[:per_word] if h not in out]
+        return out
 
     def _scope(self, doc_id: str) -> list[Clause]:
         runs = self._runs
@@ -314,11 +343,13 @@ class HybridRetriever:
             rebuilding); None keeps it in memory only.
         secondary: a second embedding model whose ranking is fused too (its clause vectors live
             in the snapshot; cached by content, so only new clauses are embedded).
+        english_terms: for an English query, how many dictionary translations of each word the glossary
+            lacks are added to its lexical query (0: the glossary alone; see :meth:`IndexSnapshot.english_terms`).
     """
 
     def __init__(self, store: ClauseStore, mode: str = "hybrid", rrf_k: int = 60, candidates: int = 50,
                  dense_weight: float = 1.0, secondary: Embedder | None = None, check_every_s: float = 1.0,
-                 lexical_dir: Path | None = None, exact_max: int = 20000) -> None:
+                 lexical_dir: Path | None = None, exact_max: int = 20000, english_terms: int = 4) -> None:
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}")
         if dense_weight < 0:
@@ -330,6 +361,7 @@ class HybridRetriever:
         self.rrf_k = rrf_k
         self.candidates = candidates
         self.exact_max = exact_max
+        self.english_terms = english_terms
         self._lock = threading.Lock()
         self._snapshot: IndexSnapshot | None = None
         self.check_every_s = check_every_s
@@ -399,7 +431,7 @@ class HybridRetriever:
                 ranking.append(str(i))
             lists.append(ranking)
         if self.mode in ("hybrid", "lexical"):
-            scores = snap.lexical.scores(lexical_query(query))[positions] if snap.lexical.size else np.zeros(0)
+            scores = snap.lexical.scores(self._lexical_query(query, snap))[positions] if snap.lexical.size else np.zeros(0)
             ranking = []
             for j in np.argsort(-scores, kind="stable")[: self.candidates]:
                 if scores[j] <= 0:
@@ -409,6 +441,9 @@ class HybridRetriever:
                 ranking.append(str(i))
             lists.append(ranking)
         return lists
+
+    def _lexical_query(self, query: str, snap: IndexSnapshot) -> str:
+        return lexical_query(query, snap.english_terms(query, self.english_terms))
 
     def _helpers(self) -> ThreadPoolExecutor:
         if self._pool is None:
@@ -461,7 +496,7 @@ class HybridRetriever:
         if self.mode in ("hybrid", "lexical"):
             # without a filter every hit is kept: the top candidates are enough (not a sort of the whole corpus)
             depth = len(snap.clauses) if doc_id or section else self.candidates
-            for i, score in snap.lexical.run(lexical_query(query), k=depth):
+            for i, score in snap.lexical.run(self._lexical_query(query, snap), k=depth):
                 if keep(i):
                     lexical[i] = score
                     lexical_rank.append(str(i))

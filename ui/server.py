@@ -38,9 +38,10 @@ from ui.routes import api, openai
 
 
 def _warm_up(service: PolicyAssistant) -> None:
-    """Load the embedding model and the tokenizer now, not on the first user's question."""
+    """Load the embedding model, the tokenizer and the English dictionary now, not on the first user's question."""
     try:
         service.search("服务业扩大开放", k=1)
+        service.search("opening up of services", k=1)
     except (InputError, NotFoundError, ValueError):  # an empty index: nothing to warm
         pass
 
