@@ -34,6 +34,7 @@ from corpus.manifest import shipped_documents
 from corpus.models import DocumentMeta, ParsedDocument
 from corpus.parsing import ClauseParser
 from retrieval.embeddings import Embedder, EmbeddingError, make_embedder
+from retrieval.fusion import ScoreFusion
 from retrieval.retriever import Hit, HybridRetriever
 from retrieval.store import ClauseStore, make_client
 from retrieval.vectors import CachedEmbedder, VectorCache
@@ -166,7 +167,10 @@ class PolicyAssistant:
 
     @cached_property
     def pipeline(self) -> Pipeline:
-        return Pipeline(self.retriever, self.gate, rerank_weight=self.settings.rerank_weight)
+        st = self.settings
+        fusion = (ScoreFusion(dense=st.fusion_dense, secondary=st.fusion_secondary, lexical=st.fusion_lexical,
+                              coverage=st.fusion_coverage, rrf=st.fusion_rrf) if st.fusion == "scores" else None)
+        return Pipeline(self.retriever, self.gate, rerank_weight=st.rerank_weight, fusion=fusion)
 
     @cached_property
     def extractive(self) -> ExtractiveAnswerer:

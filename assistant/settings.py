@@ -50,7 +50,15 @@ class Settings(BaseSettings):
     retrieval_mode: Literal["hybrid", "dense", "lexical"] = "hybrid"
     rrf_k: int = 60
     dense_weight: float = 1.0
-    rerank_weight: float = 0.2
+    rerank_weight: float = 0.2  # fusion "rrf": weight of question-word coverage in the re-rank of the top 20
+    #: how the hits are ordered after retrieval: "scores", a weighted sum of each hit's standardised scores and its
+    #: question-word coverage (FUSION_* weights); "rrf", the rank-fusion order re-ranked by RERANK_WEIGHT × coverage
+    fusion: Literal["scores", "rrf"] = "scores"
+    fusion_dense: float = 1.0  # the primary model's cosine (z-score over the hits)
+    fusion_secondary: float = 1.0  # the secondary model's cosine (z-score)
+    fusion_lexical: float = 2.0  # log(1 + BM25) (z-score)
+    fusion_coverage: float = 6.0  # the IDF-weighted share of the question's words a clause contains (0–1)
+    fusion_rrf: float = 0.0  # the rank-fusion score relative to the best hit's
     num_threads: int = 1
     passage_threads: int = 2  # e5-small: threads for batches of clauses (uploads, ingest); queries use num_threads
     exact_search_max_clauses: int = 20000  # up to this many clauses the dense list is an exact cosine ranking
