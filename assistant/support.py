@@ -50,7 +50,9 @@ from pydantic import BaseModel, Field
 
 from assistant.logistic import LogisticModel
 from assistant.text import content_terms, normalize, strip_citations
+from retrieval.dictionary import EnglishDictionary
 from retrieval.embeddings import Embedder
+from retrieval.glossary import glossary_units
 
 log = logging.getLogger(__name__)
 
@@ -411,7 +413,7 @@ def opposite_swaps(sentence: str, clause: str) -> int:
 TEXT_FEATURES = ("containment", "lcs_ratio", "novel_terms", "neg_sentence", "neg_clause", "neg_differ",
                  "neg_flips", "neg_aligned", "modality_new", "strong_new", "num_missing", "num_percent_mismatch", "num_unit_mismatch",
                  "num_any", "place_missing", "org_missing", "year_missing", "acronym_missing", "opposite_swaps",
-                 "conflicts", "lang_en")
+                 "conflicts", "lang_en", "novel_en")
 EMBEDDING_FEATURES = ("cos", "cos_part", "cos_en", "cos_part_en")
 
 
@@ -448,9 +450,24 @@ def text_features(sentence: str, clause: str) -> dict[str, float]:
         "acronym_missing": float(len(_acronyms(sentence) - _acronyms(clause)) if _acronyms(clause) else 0),
         "opposite_swaps": float(0 if english else opposite_swaps(s_clean, c_clean)),
         "lang_en": float(english),
+        "novel_en": novel_english_words(s_clean, c_low) if english else 0.0,
     }
     out["conflicts"] = float(sum(out[k] > 0 for k in _CONFLICTS))
     return out
+
+
+def novel_english_words(sentence: str, clause: str) -> float:
+    """The share of an English sentence's translatable words (glossary entries, CC-CEDICT senses) none of whose
+    Chinese renderings the clause contains: the English counterpart of ``novel_terms``.
+
+    >>> novel_english_words("The plan lifts caps on basic telecom services.", "放宽增值电信业务外资准入。") > 0
+    True
+    """
+    units = glossary_units(sentence) + EnglishDictionary.load().candidates(sentence)
+    units = [u for u in units if u]
+    if not units:
+        return 0.0
+    return sum(1 for u in units if not any(h.lower() in clause for h in u)) / len(units)
 
 
 def clause_parts(clause: str) -> list[str]:

@@ -11,7 +11,8 @@ fixed seed.
 
 Compared, by the rank of the gold document among the documents of the top 20 clauses:
 
-* ``stack``: ``PolicyAssistant.search`` (e5-small + USE-m3 + BM25, RRF, coverage re-rank);
+* ``stack``: ``PolicyAssistant.search`` (e5-small + USE-m3 + BM25, with the configured ``FUSION``: score fusion
+  with coverage by default);
 * ``lexical``: the same index and re-rank with ``RETRIEVAL_MODE=lexical``;
 * ``dense``: the same with ``RETRIEVAL_MODE=dense``;
 * ``bm25-docs``: a plain bm25s index over the whole documents with the project's tokenizer.
@@ -174,7 +175,7 @@ def run(n_docs: int, n_queries: int, seed: int = 0) -> dict[str, Any]:
             hits = a.search(q["question"], k=20)
             lat.append((time.perf_counter() - t0) * 1000)
             stack.append(doc_ranking([h.clause.doc_id for h in hits]))
-        rankings["stack (e5 + USE + BM25, RRF, re-rank)"] = stack
+        rankings[f"stack (e5 + USE + BM25, fusion={a.settings.fusion})"] = stack
         for mode in ("lexical", "dense"):
             retriever = HybridRetriever(a.store, mode=mode, rrf_k=a.settings.rrf_k,
                                         secondary=a.secondary_embedder if mode == "dense" else None)

@@ -101,3 +101,12 @@ def expand_query(text: str) -> str:
             if term not in found:
                 found.append(term)
     return " ".join(found)
+
+
+def glossary_units(text: str) -> list[list[str]]:
+    """The Chinese terms of each glossary entry an English text uses (longest match first), one list per entry.
+
+    >>> glossary_units("Can foreign doctors open a clinic?")
+    [['外籍', '医生'], ['诊所']]
+    """
+    return [GLOSSARY[m.group(1)].split() for m in _PATTERN.finditer(text.lower())]

@@ -165,3 +165,15 @@ def test_without_the_model_file_the_old_rule_judges(tmp_path: Path) -> None:
     assert SupportJudge.number_conflict("年均增长8%", TARGETS)
     assert not SupportJudge.number_conflict("1. 「年均复合增长6%」[二2]", TARGETS)  # a list marker is not a claim
     assert RESOURCE.name == "support-judge.json"
+
+
+def test_english_words_the_clause_does_not_render_count_as_novel() -> None:
+    from assistant.support import novel_english_words, text_features
+
+    clause = "放宽增值电信业务外资准入。"
+    right = novel_english_words("The plan relaxes foreign access to value-added telecom.", clause)  # 放宽, 准入, 增值电信业务
+    wrong = novel_english_words("The plan fully lifts ownership caps on basic telecom services.", clause)  # 基础, 所有权
+    assert right < 0.5 < wrong
+    assert novel_english_words("", clause) == 0.0
+    assert text_features("放宽增值电信业务外资准入", clause)["novel_en"] == 0.0  # Chinese sentences: not this feature
+    assert text_features("The plan fully lifts ownership caps on basic telecom services.", clause)["novel_en"] == wrong
