@@ -40,6 +40,8 @@ from assistant.places import Gazetteer
 from assistant.query import Query, to_simplified
 from assistant.text import coverage, idf_weights
 from corpus.models import Clause
+from retrieval.dictionary import EnglishDictionary
+from retrieval.glossary import glossary_units
 from retrieval.retriever import Hit, HybridRetriever, IndexSnapshot
 
 RESOURCES = Path(__file__).resolve().parent / "resources"
@@ -280,7 +282,11 @@ class AnswerabilityGate:
     def _off_corpus(self, query: Query, feats: dict[str, float]) -> bool:
         """A Chinese question none of whose topic words the corpus uses: every topic word unknown, or every
         word of two or more characters unknown (single characters such as 做/肉/加 say little about a topic:
-        "怎么做红烧肉", "1加1等于几"). Follow-ups and questions naming a document are left to the other checks."""
+        "怎么做红烧肉", "1加1等于几"). An English question is off the corpus when none of its words has a Chinese
+        rendering the corpus uses (:meth:`_english_off_corpus`). Follow-ups and questions naming a document are
+        left to the other checks."""
+        if query.lang == "en":
+            return not (query.is_followup or query.documents or query.wenhao) and self._english_off_corpus(query)
         if query.lang != "zh" or query.is_followup or not query.topic_terms:
             return False
         if feats["cov_best"] == 0.0 and feats["unknown_mass"] >= 1.0:
@@ -289,6 +295,18 @@ class AnswerabilityGate:
             return False
         words = [t for t in query.topic_terms if len(t) >= 2]
         return bool(words) and all(self._df.get(t, 0) == 0 for t in words)
+
+    def _english_off_corpus(self, query: Query) -> bool:
+        """An English question (no Chinese in it) with words the glossary or CC-CEDICT translates, none of whose
+        renderings any clause contains, and no acronym a clause uses: "Who won the 2022 World Cup?" (世界杯),
+        "How tall is Mount Everest?". A sense of several words counts as one word (world cup → 世界杯, not 世界)."""
+        if _CJK_CHAR.search(query.text):
+            return False
+        snap = self.retriever.snapshot
+        if any(snap.count(a.lower()) > 0 for a in re.findall(r"\b[A-Z][A-Z0-9]{1,9}\b", query.core)):
+            return False
+        units = [u for u in glossary_units(query.core) + EnglishDictionary.load().candidates(query.core) if u]
+        return bool(units) and not any(snap.count(h) > 0 for u in units for h in u)
 
     def _documents(self, query: Query, snap: IndexSnapshot) -> Verdict | None:
         """Named documents and 文号: held, only cited, or absent.
@@ -457,6 +475,7 @@ class AnswerabilityGate:
         }
 
 
+_CJK_CHAR = re.compile(r"[\u3400-\u9fff]")
 _CLAIM = re.compile(r"(\d+(?:\.\d+)?)\s*(%|％|万亿|亿元|亿|万元|万|元|小时|天|日|个工作日|工作日|个月|倍|年)|"
                     r"(\d+(?:\.\d+)?)[\s-]*(percent|hours?|days?|months?|yuan|million|billion)\b", re.IGNORECASE)
 
