@@ -160,8 +160,10 @@ class Pipeline:
         head = hits[:self.k]
         weights = self.gate.weights(query.topic_terms)
         covered = [coverage(weights, h.clause.text) if weights else 0.0 for h in head]
-        order = self.fusion.order(dense=[h.dense for h in head], secondary=[h.secondary for h in head],
-                                  lexical=[h.lexical for h in head], rrf=[h.score for h in head], coverage=covered)
+        order = self.fusion.order(dense=[h.dense if h.cosine is None else h.cosine for h in head],
+                                  secondary=[h.secondary for h in head],
+                                  lexical=[h.lexical if h.bm25 is None else h.bm25 for h in head],
+                                  rrf=[h.score for h in head], coverage=covered)
         return self._places_first(query, [head[i] for i in order]) + hits[len(head):]
 
     def _coverage_rerank(self, query: Query, hits: list[Hit]) -> list[Hit]:

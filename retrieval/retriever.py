@@ -31,7 +31,7 @@ from retrieval.dictionary import EnglishDictionary
 from retrieval.embeddings import Embedder
 from retrieval.fusion import reciprocal_rank_fusion
 from retrieval.glossary import expand_query
-from retrieval.lexical import LexicalIndex, detect_lang, intersect_sorted, stable_order
+from retrieval.lexical import LexicalIndex, detect_lang, intersect_sorted, stable_order, top_order
 from retrieval.store import ClauseStore, StoredDocument, compact_clause
 
 MODES = ("hybrid", "dense", "lexical")
@@ -53,6 +53,10 @@ class Hit(BaseModel):
     lexical: float | None = None
     #: Cosine under the secondary embedding model (when one is configured).
     secondary: float | None = None
+    #: The primary model's cosine and the BM25 score of this clause for the query, also when it was not among a
+    #: list's candidates (``dense`` / ``lexical`` are then None): what score fusion reads.
+    cosine: float | None = None
+    bm25: float | None = None
     rank: int = 0
 
 
@@ -416,7 +420,7 @@ class HybridRetriever:
 
     def _routed_lists(self, query: str, vector: list[float] | None, snap: IndexSnapshot, routed: list[str],
                       keep: Callable[[int], bool], dense: dict[int, float],
-                      lexical: dict[int, float]) -> list[list[str]]:
+                      lexical: dict[int, float], bm25: np.ndarray | None) -> list[list[str]]:
         """Dense and lexical rankings restricted to the routed documents."""
         positions = np.array([i for i in snap.positions(routed) if keep(int(i))], dtype=np.int64)
         lists: list[list[str]] = []
@@ -431,7 +435,7 @@ class HybridRetriever:
                 ranking.append(str(i))
             lists.append(ranking)
         if self.mode in ("hybrid", "lexical"):
-            scores = snap.lexical.scores(self._lexical_query(query, snap))[positions] if snap.lexical.size else np.zeros(0)
+            scores = bm25[positions] if bm25 is not None else np.zeros(0)
             ranking = []
             for j in np.argsort(-scores, kind="stable")[: self.candidates]:
                 if scores[j] <= 0:
@@ -480,8 +484,10 @@ class HybridRetriever:
         return dense, dense_rank, vector
 
     def _side_lists(self, query: str, snap: IndexSnapshot, keep: Callable[[int], bool], doc_id: str | None,
-                    section: str | None) -> tuple[np.ndarray | None, list[str], dict[int, float], list[str]]:
-        """The secondary model's cosines (every clause) and ranking, and the lexical scores and ranking."""
+                    section: str | None) -> tuple[np.ndarray | None, list[str], dict[int, float], list[str],
+                                                  np.ndarray | None]:
+        """The secondary model's cosines (every clause) and ranking, and the lexical scores (every clause) and
+        ranking."""
         second_rank: list[str] = []
         sims: np.ndarray | None = None
         if self.secondary is not None and snap.secondary is not None:
@@ -493,16 +499,18 @@ class HybridRetriever:
                         break
         lexical: dict[int, float] = {}
         lexical_rank: list[str] = []
-        if self.mode in ("hybrid", "lexical"):
+        bm25: np.ndarray | None = None
+        if self.mode in ("hybrid", "lexical") and snap.lexical.size:
+            bm25 = snap.lexical.scores(self._lexical_query(query, snap))
             # without a filter every hit is kept: the top candidates are enough (not a sort of the whole corpus)
-            depth = len(snap.clauses) if doc_id or section else self.candidates
-            for i, score in snap.lexical.run(self._lexical_query(query, snap), k=depth):
+            depth = min(len(snap.clauses) if doc_id or section else self.candidates, int(np.count_nonzero(bm25 > 0)))
+            for i in (int(j) for j in top_order(bm25, depth)) if depth > 0 else ():
                 if keep(i):
-                    lexical[i] = score
+                    lexical[i] = float(bm25[i])
                     lexical_rank.append(str(i))
                     if len(lexical_rank) >= self.candidates:
                         break
-        return sims, second_rank, lexical, lexical_rank
+        return sims, second_rank, lexical, lexical_rank, bm25
 
     def _run(self, query: str, k: int, doc_id: str | None, section: str | None) -> list[Hit]:
         snap = self.snapshot
@@ -517,7 +525,7 @@ class HybridRetriever:
                 return False
             return True
 
-        side: Future[tuple[np.ndarray | None, list[str], dict[int, float], list[str]]] | None = None
+        side: Future[tuple[np.ndarray | None, list[str], dict[int, float], list[str], np.ndarray | None]] | None = None
         if self.mode in ("hybrid", "dense"):
             # the secondary and lexical lists are made on a helper thread while the primary model encodes the
             # query here (its engine runs without the GIL): the same lists, sooner
@@ -525,8 +533,8 @@ class HybridRetriever:
         try:
             dense, dense_rank, vector = self._dense_list(query, snap, keep, doc_id, section)
         finally:
-            sims, second_rank, lexical, lexical_rank = (side.result() if side is not None
-                                                        else self._side_lists(query, snap, keep, doc_id, section))
+            sims, second_rank, lexical, lexical_rank, bm25 = (side.result() if side is not None
+                                                              else self._side_lists(query, snap, keep, doc_id, section))
         rankings = [dense_rank, lexical_rank]
         weights = [self.dense_weight, 1.0]
         if second_rank:
@@ -534,13 +542,28 @@ class HybridRetriever:
             weights.append(self.dense_weight)
         routed = self.route(query) if not doc_id else []
         if routed and len(routed) < len(snap.documents):
-            extra = self._routed_lists(query, vector, snap, routed, keep, dense, lexical)
+            extra = self._routed_lists(query, vector, snap, routed, keep, dense, lexical, bm25)
             rankings.extend(extra)
             weights.extend([self.dense_weight, 1.0][: len(extra)] if self.mode == "hybrid" else [1.0] * len(extra))
-        fused = reciprocal_rank_fusion(rankings, k=self.rrf_k, weights=weights)
+        fused = reciprocal_rank_fusion(rankings, k=self.rrf_k, weights=weights)[:k]
+        cosines = self._cosines(snap, vector, [int(key) for key, _ in fused], dense)
         hits: list[Hit] = []
-        for rank, (key, score) in enumerate(fused[:k], start=1):
+        for rank, (key, score) in enumerate(fused, start=1):
             i = int(key)
             hits.append(Hit(clause=snap.clauses[i], score=score, dense=dense.get(i), lexical=lexical.get(i),
-                            secondary=float(sims[i]) if sims is not None else None, rank=rank))
+                            secondary=float(sims[i]) if sims is not None else None, cosine=cosines.get(i),
+                            bm25=float(bm25[i]) if bm25 is not None else None, rank=rank))
         return hits
+
+    def _cosines(self, snap: IndexSnapshot, vector: list[float] | None, positions: list[int],
+                 dense: dict[int, float]) -> dict[int, float]:
+        """The primary model's cosine of each of ``positions``: from the dense list, else from the clause vectors
+        (the snapshot's, or read from the store for these positions only above ``exact_max`` clauses)."""
+        if vector is None:
+            return {}
+        out = {i: dense[i] for i in positions if i in dense}
+        missing = np.array([i for i in positions if i not in dense], dtype=np.int64)
+        if missing.size:
+            sims = snap.vectors(self.store, missing) @ np.asarray(vector, dtype=np.float32)
+            out.update({int(i): float(v) for i, v in zip(missing, sims)})
+        return out

@@ -78,3 +78,23 @@ def test_hits_carry_the_scores_the_fusion_reads(built_assistant) -> None:
     hits: list[Hit] = built_assistant.pipeline.run("数据出境安全评估").hits
     assert all(h.secondary is not None for h in hits)
     assert any(h.dense is not None for h in hits) and any(h.lexical for h in hits)
+
+
+def test_every_hit_carries_its_exact_cosine_and_bm25(built_assistant) -> None:
+    import numpy as np
+
+    r = built_assistant.retriever
+    snap = r.snapshot
+    query = "外国医生能在福州开诊所吗？"
+    hits = r.run(query, k=30)
+    vector = np.asarray(r.store.embedder.embed_query(query), dtype=np.float32)
+    bm25 = snap.lexical.scores(query)
+    assert any(h.dense is None for h in hits) or any(h.lexical is None for h in hits)  # some were in one list only
+    for h in hits:
+        i = snap.by_clause_id[h.clause.clause_id]
+        assert h.cosine == pytest.approx(float(snap.vectors(r.store)[i] @ vector), abs=1e-5)
+        assert h.bm25 == pytest.approx(float(bm25[i]), abs=1e-5)
+        if h.dense is not None:
+            assert h.cosine == h.dense
+        if h.lexical is not None:
+            assert h.bm25 == h.lexical
