@@ -158,7 +158,11 @@ class Pipeline:
         if not hits or self.fusion is None or query.is_followup:
             return self._coverage_rerank(query, hits)
         head = hits[:self.k]
-        weights = self.gate.weights(query.topic_terms)
+        terms = query.topic_terms
+        if query.lang == "en":  # the dictionary words its lexical query got count for coverage too
+            extra = self.retriever.snapshot.english_terms(query.core, self.retriever.english_terms)
+            terms = list(dict.fromkeys([*terms, *extra]))
+        weights = self.gate.weights(terms)
         covered = [coverage(weights, h.clause.text) if weights else 0.0 for h in head]
         order = self.fusion.order(dense=[h.dense if h.cosine is None else h.cosine for h in head],
                                   secondary=[h.secondary for h in head],

@@ -98,3 +98,15 @@ def test_every_hit_carries_its_exact_cosine_and_bm25(built_assistant) -> None:
             assert h.cosine == h.dense
         if h.lexical is not None:
             assert h.bm25 == h.lexical
+
+
+def test_an_english_question_counts_its_dictionary_words_for_coverage(built_assistant, monkeypatch) -> None:
+    fused = built_assistant.pipeline
+    asked: list[list[str]] = []
+    weights = fused.gate.weights
+    monkeypatch.setattr(fused.gate, "weights", lambda terms: asked.append(list(terms)) or weights(terms))
+    question = "Is there preferential treatment?"  # no glossary word: only the dictionary reaches the clauses
+    query = fused.analyzer.run(question)
+    fused.rerank(query, fused.retriever.run(query.core, k=fused.k))
+    extra = fused.retriever.snapshot.english_terms(query.core)
+    assert "优惠" in extra and any(set(extra) <= set(terms) for terms in asked)
