@@ -125,13 +125,14 @@ class ExtractiveAnswerer:
         """The best clause and up to two more that score nearly as well; headings give way to their body."""
         weights = self._weights(self._terms(r))
         top = r.hits[:8]
-        best_fused = max(h.score for h in top) or 1.0
         kind = r.query.kind
         scored = []
-        for h in top:
+        for j, h in enumerate(top):
             cov = coverage(weights, h.clause.text)
             bonus = 0.15 if kind in KINDS_WITH_EVIDENCE and states(kind, h.clause.text) else 0.0
-            scored.append((0.5 * cov + 0.5 * h.score / best_fused + bonus, h))
+            # the hit's place in the pipeline's order (score fusion), not its rank-fusion score, which that
+            # order has already weighed
+            scored.append((0.5 * cov + 0.5 * (1 - j / len(top)) + bonus, h))
         scored.sort(key=lambda sh: -sh[0])
         lead = scored[0][0]
         chosen = [self._body(scored[0][1].clause, weights)]
