@@ -41,7 +41,6 @@ from assistant.query import Query, to_simplified
 from assistant.text import coverage, idf_weights
 from corpus.models import Clause
 from retrieval.dictionary import EnglishDictionary
-from retrieval.glossary import glossary_units
 from retrieval.retriever import Hit, HybridRetriever, IndexSnapshot
 
 RESOURCES = Path(__file__).resolve().parent / "resources"
@@ -165,38 +164,19 @@ class AnswerabilityGate:
         self.model = model
         self.threshold = threshold if threshold is not None else (model.threshold if model else 0.5)
         self.gazetteer = Gazetteer.load()
-        self._df: dict[str, int] = {}
-        self._df_snapshot = 0
         self._text = ""
         self._text_snapshot = 0
 
     # ------------------------------------------------------------ statistics
     def weights(self, terms: list[str]) -> dict[str, float]:
-        """IDF weights of ``terms`` over the current clauses (document frequencies cached per snapshot)."""
+        """IDF weights of ``terms`` over the current clauses (document frequencies: :meth:`IndexSnapshot.count`,
+        cached per snapshot)."""
         snap = self.retriever.snapshot
-        if id(snap) != self._df_snapshot:  # a new snapshot: its statistics start afresh
-            self._df, self._df_snapshot = {}, id(snap)
-        for t in terms:
-            if t not in self._df:
-                self._df[t] = self._document_frequency(snap, t)
-        return idf_weights(terms, self._df, len(snap.clauses))
-
-    @staticmethod
-    def _document_frequency(snap: IndexSnapshot, term: str) -> int:
-        """Clauses containing ``term``, from the lexical index's postings (no scan of all clauses).
-
-        A term that is one index token (one or two CJK characters, one Latin word or number) is counted
-        from its posting list; for a longer term only its candidates (clauses holding all its tokens)
-        are checked for the term itself, so the count stays the substring count the gate was fitted on
-        (Latin words and numbers count whole-word occurrences: '100' no longer matches '1000').
-        """
-        if snap.lexical.is_token(term):
-            return snap.lexical.df(term)
-        return sum(1 for i in snap.lexical.postings(term) if term in snap.clauses[i].text.lower())
+        return idf_weights(terms, {t: snap.count(t) for t in terms}, len(snap.clauses))
 
     def document_frequency(self, term: str) -> int:
-        """How many clauses contain ``term`` (after :meth:`weights` has seen it)."""
-        return self._df.get(term, 0)
+        """How many clauses contain ``term``."""
+        return self.retriever.snapshot.count(term)
 
     # ------------------------------------------------------------------ run
     def run(self, query: Query, hits: list[Hit]) -> Verdict:
@@ -294,7 +274,7 @@ class AnswerabilityGate:
         if query.documents or query.wenhao:
             return False
         words = [t for t in query.topic_terms if len(t) >= 2]
-        return bool(words) and all(self._df.get(t, 0) == 0 for t in words)
+        return bool(words) and all(self.document_frequency(t) == 0 for t in words)
 
     def _english_off_corpus(self, query: Query) -> bool:
         """An English question (no Chinese in it) with words the glossary or CC-CEDICT translates, none of whose
@@ -305,7 +285,7 @@ class AnswerabilityGate:
         snap = self.retriever.snapshot
         if any(snap.count(a.lower()) > 0 for a in re.findall(r"\b[A-Z][A-Z0-9]{1,9}\b", query.core)):
             return False
-        units = [u for u in glossary_units(query.core) + EnglishDictionary.load().candidates(query.core) if u]
+        units = EnglishDictionary.load().renderings(query.core)
         return bool(units) and not any(snap.count(h) > 0 for u in units for h in u)
 
     def _documents(self, query: Query, snap: IndexSnapshot) -> Verdict | None:
@@ -394,8 +374,8 @@ class AnswerabilityGate:
                 or states(kind, evidence[0].clause.text)):
             return any(states(kind, h.clause.text) for h in evidence)
         terms = query.topic_terms or query.terms
-        weights = self.weights(terms)  # also fills the document frequencies
-        known = {t: w for t, w in weights.items() if self._df.get(t, 0) > 0 and not t.isdigit()}
+        weights = self.weights(terms)
+        known = {t: w for t, w in weights.items() if self.document_frequency(t) > 0 and not t.isdigit()}
         if not known:
             return any(states(kind, h.clause.text) for h in evidence)
         return any(states(kind, sentence) and coverage(known, sentence) >= KIND_SENTENCE_MIN_COVERAGE
@@ -439,10 +419,11 @@ class AnswerabilityGate:
         dense_sorted = sorted(dense, reverse=True)
         lex = [h.lexical or 0.0 for h in top]
         total = sum(weights.values()) or 1.0
-        unknown = sum(w for t, w in weights.items() if self._df.get(t, 0) == 0) / total if weights else 0.0
+        snap = self.retriever.snapshot
+        unknown = sum(w for t, w in weights.items() if snap.count(t) == 0) / total if weights else 0.0
         evidence_text = "".join(h.clause.text.lower() for h in hits[:EVIDENCE_DEPTH])
         missing_known = sum(w for t, w in weights.items()
-                            if self._df.get(t, 0) > 0 and t not in evidence_text) / total if weights else 0.0
+                            if snap.count(t) > 0 and t not in evidence_text) / total if weights else 0.0
         dense_rank1 = _rank_of(hits, hits[0], "dense")
         lex_rank1 = _rank_of(hits, hits[0], "lexical")
         en = 1.0 if query.lang == "en" else 0.0

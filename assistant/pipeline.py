@@ -232,8 +232,8 @@ class Pipeline:
 
     def is_rare(self, term: str) -> bool:
         """Is ``term`` in under 5% of the clauses (a word that narrows a list, not a generic one)?"""
-        self.gate.weights([term])
-        return self.gate.document_frequency(term) < 0.05 * len(self.retriever.snapshot.clauses)
+        snap = self.retriever.snapshot
+        return snap.count(term) < 0.05 * len(snap.clauses)
 
     def _named_documents(self, query: Query) -> list[str]:
         """Ids of held documents (not the plan) the question names, first-named first; a name inside a longer

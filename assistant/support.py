@@ -52,7 +52,6 @@ from assistant.logistic import LogisticModel
 from assistant.text import content_terms, normalize, strip_citations
 from retrieval.dictionary import EnglishDictionary
 from retrieval.embeddings import Embedder
-from retrieval.glossary import glossary_units
 
 log = logging.getLogger(__name__)
 
@@ -463,8 +462,7 @@ def novel_english_words(sentence: str, clause: str) -> float:
     >>> novel_english_words("The plan lifts caps on basic telecom services.", "放宽增值电信业务外资准入。") > 0
     True
     """
-    units = glossary_units(sentence) + EnglishDictionary.load().candidates(sentence)
-    units = [u for u in units if u]
+    units = EnglishDictionary.load().renderings(sentence)
     if not units:
         return 0.0
     return sum(1 for u in units if not any(h.lower() in clause for h in u)) / len(units)

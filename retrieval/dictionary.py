@@ -25,7 +25,7 @@ import threading
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from retrieval.glossary import GLOSSARY
+from retrieval.glossary import GLOSSARY, glossary_units
 
 #: Words that name no topic (question words, auxiliaries, pronouns, quantifiers, generic verbs).
 STOPWORDS = frozenset("""a an the of to in on at for by with from and or as is are be been being was were it its this
@@ -190,3 +190,12 @@ class EnglishDictionary:
             if heads_set:
                 out.append(sorted(heads_set))
         return out
+
+    def renderings(self, text: str) -> list[list[str]]:
+        """The Chinese renderings of each translatable unit of an English ``text``: its glossary entries', then
+        the dictionary's candidates for the words the glossary lacks (see :meth:`candidates`).
+
+        >>> EnglishDictionary.parse(["退稅 退税 [tui4 shui4] /tax rebate or refund/"]).renderings("a clinic refund")
+        [['诊所'], ['退税']]
+        """
+        return [u for u in glossary_units(text) + self.candidates(text) if u]

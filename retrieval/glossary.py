@@ -95,12 +95,7 @@ _PATTERN = re.compile(r"(?<![a-z0-9])(" + "|".join(re.escape(k) for k in _KEYS) 
 
 def expand_query(text: str) -> str:
     """The Chinese glossary terms of an English text's domain words (longest match first), space-joined."""
-    found: list[str] = []
-    for m in _PATTERN.finditer(text.lower()):
-        for term in GLOSSARY[m.group(1)].split():
-            if term not in found:
-                found.append(term)
-    return " ".join(found)
+    return " ".join(dict.fromkeys(term for unit in glossary_units(text) for term in unit))
 
 
 def glossary_units(text: str) -> list[list[str]]:

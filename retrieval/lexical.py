@@ -236,7 +236,11 @@ class LexicalIndex:
 
     def run(self, query: str, k: int = 50) -> list[tuple[int, float]]:
         """Top ``k`` positions with a positive score, best first."""
-        scores = self.scores(query)
+        return self.top(self.scores(query), k)
+
+    @staticmethod
+    def top(scores: np.ndarray, k: int) -> list[tuple[int, float]]:
+        """The top ``k`` positions of ``scores`` (from :meth:`scores`) with a positive score, best first."""
         if not scores.size:
             return []
         positive = int(np.count_nonzero(scores > 0))

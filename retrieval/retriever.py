@@ -31,7 +31,7 @@ from retrieval.dictionary import EnglishDictionary
 from retrieval.embeddings import Embedder
 from retrieval.fusion import reciprocal_rank_fusion
 from retrieval.glossary import expand_query
-from retrieval.lexical import LexicalIndex, detect_lang, intersect_sorted, stable_order, top_order
+from retrieval.lexical import LexicalIndex, detect_lang, intersect_sorted, stable_order
 from retrieval.store import ClauseStore, StoredDocument, compact_clause
 
 MODES = ("hybrid", "dense", "lexical")
@@ -123,7 +123,7 @@ class IndexSnapshot:
     generation: str = ""
     #: Primary-model unit vectors read so far: by position, or all of them under -1 (see :meth:`vectors`).
     _vectors: dict[int, np.ndarray] = field(default_factory=dict, repr=False, compare=False)
-    #: How many clauses contain a word, for the words :meth:`english_terms` has looked up.
+    #: How many clauses contain a word, for the words :meth:`count` has been asked about.
     _word_counts: dict[str, int] = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
@@ -203,13 +203,19 @@ class IndexSnapshot:
         return NameTable({d: doc.meta for d, doc in self.documents.items()})
 
     def count(self, word: str) -> int:
-        """How many clauses contain ``word`` (a substring test on the candidates its postings give; cached)."""
+        """How many clauses contain ``word`` (a lower-case term), from the lexical index's postings (cached).
+
+        A word that is one index token (one or two CJK characters, one Latin word or number) is counted from
+        its posting list; for a longer one only its candidates (clauses holding all its tokens) are tested for
+        the word itself, in their lower-cased text: the substring count the answerability gate was fitted on
+        (Latin words and numbers count whole-word occurrences: '100' does not match '1000').
+        """
         found = self._word_counts.get(word)
         if found is None:
             if self.lexical.is_token(word):
                 found = self.lexical.df(word)
             else:
-                found = sum(1 for i in self.lexical.postings(word) if word in self.clauses[int(i)].text)
+                found = sum(1 for i in self.lexical.postings(word) if word in self.clauses[int(i)].text.lower())
             self._word_counts[word] = found
         return found
 
@@ -503,10 +509,10 @@ class HybridRetriever:
         if self.mode in ("hybrid", "lexical") and snap.lexical.size:
             bm25 = snap.lexical.scores(self._lexical_query(query, snap))
             # without a filter every hit is kept: the top candidates are enough (not a sort of the whole corpus)
-            depth = min(len(snap.clauses) if doc_id or section else self.candidates, int(np.count_nonzero(bm25 > 0)))
-            for i in (int(j) for j in top_order(bm25, depth)) if depth > 0 else ():
+            depth = len(snap.clauses) if doc_id or section else self.candidates
+            for i, score in snap.lexical.top(bm25, depth):
                 if keep(i):
-                    lexical[i] = float(bm25[i])
+                    lexical[i] = score
                     lexical_rank.append(str(i))
                     if len(lexical_rank) >= self.candidates:
                         break
