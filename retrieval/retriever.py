@@ -222,8 +222,9 @@ class IndexSnapshot:
     def english_terms(self, query: str, per_word: int = 4) -> list[str]:
         """Chinese words this corpus uses that translate the English words of ``query`` the glossary lacks:
         for each such word its ``per_word`` CC-CEDICT headwords found in the fewest clauses (the most specific).
-        For example ``"Can we reinvest our profits?"`` gives the corpus's words for "reinvest" ("profits" is
-        a glossary word already).
+        For example ``"Is there preferential treatment for our profits?"`` gives the corpus's words for
+        "preferential" (优惠…) and "treatment": the corpus has none of the two-word sense's headwords (优待…), so
+        the words are looked up one by one ("profits" is a glossary word already).
         """
         if per_word <= 0 or detect_lang(query) != "en":
             return []
